@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Create .venv (Python >= 3.12) and install Party Stream into it. Idempotent.
+# Usage: scripts/bootstrap.sh [--test]   (--test also installs test tools and system packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+  for cand in "env PYENV_VERSION=3.12.1 python3.12" python3.13 python3.12 python3; do
+    if $cand -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      echo "$cand"; return 0
+    fi
+  done
+  echo "Party Stream needs Python 3.12 or newer (python3.12 not found)." >&2
+  return 1
+}
+
+SYSTEM_TEST_PACKAGES="xvfb trayer xdotool x11-utils imagemagick zbar-tools libxcb-cursor0
+  libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0
+  libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox chromium nodejs npm
+  procps iproute2"
+
+if [ "${1:-}" = "--test" ] && command -v apt-get >/dev/null; then
+  missing=$(for p in $SYSTEM_TEST_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "Installing system packages: $(echo $missing)"
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+elif command -v apt-get >/dev/null && ! ldconfig -p 2>/dev/null | grep -q libportaudio.so.2; then
+  echo "Note: libportaudio2 is missing: live capture is off until you install it (apt-get install libportaudio2)."
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  PY=$(find_python)
+  $PY -m venv .venv
+fi
+stamp=.venv/.installed-$(cat pyproject.toml | md5sum | cut -c1-12)${1:-}
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  if [ "${1:-}" = "--test" ]; then
+    .venv/bin/pip install -q -e ".[test]"
+  else
+    .venv/bin/pip install -q -e .
+  fi
+  touch "$stamp"
+fi
+if [ "${1:-}" = "--test" ] && [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi

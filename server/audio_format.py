@@ -1,0 +1,13 @@
+"""The one PCM format that flows from coordinator to workers: 48 kHz, s16le, stereo."""
+
+SAMPLE_RATE = 48_000
+CHANNELS = 2
+BIT_DEPTH = 16
+FRAME_BYTES = CHANNELS * BIT_DEPTH // 8
+CHUNK_FRAMES = 960  # 20 ms: small enough for live capture, large enough to be cheap.
+CHUNK_BYTES = CHUNK_FRAMES * FRAME_BYTES
+
+
+def duration_us(pcm: bytes) -> int:
+    """Play time of a PCM chunk in microseconds."""
+    return len(pcm) // FRAME_BYTES * 1_000_000 // SAMPLE_RATE

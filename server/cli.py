@@ -1,0 +1,165 @@
+"""`partystream serve`: the headless party (no display, no sound card needed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+import segno
+
+from server import logs, winloop
+from server.config import DEFAULT_PORT, MAX_WORKERS, ConfigError, PartyConfig, default_workers
+from server.control import PartyController, PartyError, PartyStatus
+from server.interrupts import Interrupts
+from server.sources.base import SourceSpec
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
+
+
+def build_parser(prog: str = "partystream serve") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Host a silent-disco party: phones scan the QR code and listen."
+    )
+    parser.add_argument(
+        "source",
+        nargs="?",
+        help="a music file, an http(s) URL, 'system' (what this computer plays), 'mic', or 'demo'",
+    )
+    parser.add_argument("--demo", action="store_true", help="play the built-in demo music")
+    parser.add_argument("--device", help="capture device name for 'mic'")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help=f"listener server processes, 1–{MAX_WORKERS} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port phones connect to; workers use the next ones "
+        "(default: %(default)s; a busy port moves to the next free one)",
+    )
+    parser.add_argument("--name", default="Party Stream", help="party name shown on phones")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--public-host", help="address to put in the QR code (default: LAN IP)")
+    parser.add_argument(
+        "--live-delay-ms",
+        type=int,
+        default=500,
+        help="delay for live capture sources (default: %(default)s)",
+    )
+    parser.add_argument("--log-dir", help="write detailed logs to this folder")
+    return parser
+
+
+def parse_source(args: argparse.Namespace) -> SourceSpec:
+    if args.demo or args.source in (None, "demo"):
+        return SourceSpec("demo")
+    if args.source in ("system", "mic"):
+        return SourceSpec(args.source, device=args.device)
+    spec = SourceSpec.parse(args.source)
+    if spec.kind == "file" and not os.path.isfile(os.path.expanduser(spec.location)):
+        raise ConfigError(f"File not found: {spec.location}")
+    return spec
+
+
+class Console:
+    """Banner, QR code and a live one-line listener count."""
+
+    def __init__(self, stream=sys.stdout) -> None:
+        self.out = stream
+        self.tty = stream.isatty()
+        self._last = ""
+
+    def banner(self, status: PartyStatus) -> None:
+        qr = segno.make(status.url, error="m")
+        print(f"\n🎧  {status.name} is live — {status.source.get('label', '')}", file=self.out)
+        if self.tty:
+            qr.terminal(out=self.out, compact=True)
+        print(f"Phones open: {status.url}", file=self.out)
+        print("Press Ctrl+C to stop.\n", file=self.out, flush=True)
+
+    def status_line(self, status: PartyStatus) -> None:
+        if status.state != "live":
+            return
+        count = "…" if status.listeners is None else str(status.listeners)
+        alive = sum(1 for w in status.workers if w.get("alive"))
+        line = f"Listeners: {count}  (servers up: {alive}/{len(status.workers)})"
+        if line == self._last:
+            return
+        self._last = line
+        if self.tty:
+            print(f"\r\033[K{line}", end="", file=self.out, flush=True)
+        else:
+            print(line, file=self.out, flush=True)
+
+    def event(self, level: str, message: str) -> None:
+        prefix = {"error": "Error: ", "warning": "Note: "}.get(level, "")
+        lead = "\r\033[K" if self.tty else ""
+        print(f"{lead}{prefix}{message}", file=self.out, flush=True)
+        self._last = ""
+
+    def say(self, message: str) -> None:
+        print(("\n" if self.tty else "") + message, file=self.out, flush=True)
+
+
+async def serve(config: PartyConfig, spec: SourceSpec, console: Console) -> int:
+    loop = asyncio.get_running_loop()
+    winloop.install(loop)
+    party = PartyController(config)
+    party.add_status_listener(console.status_line)
+    party.add_event_listener(console.event)
+    stopping = asyncio.Event()
+
+    def graceful() -> None:
+        console.say("Stopping the party… (press Ctrl+C again to force quit)")
+        stopping.set()
+
+    def force() -> None:
+        console.say("Forced quit.")
+        party.kill()
+        os._exit(EXIT_FORCED)
+
+    Interrupts(graceful, force).install(loop)
+    try:
+        status = await party.start(spec)
+    except PartyError as exc:
+        console.event("error", str(exc))
+        return EXIT_ERROR
+    console.banner(status)
+    console.status_line(party.status)
+    ended = asyncio.create_task(party.wait_closed())
+    wanted = asyncio.create_task(stopping.wait())
+    await asyncio.wait({ended, wanted}, return_when=asyncio.FIRST_COMPLETED)
+    if wanted.done():
+        await party.stop()
+        console.say("Party stopped.")
+        ended.cancel()
+        return EXIT_OK
+    wanted.cancel()
+    return EXIT_ERROR  # the coordinator ended by itself: its reason was already printed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup("partystream", args.log_dir)
+    try:
+        spec = parse_source(args)
+        config = PartyConfig(
+            name=args.name,
+            port=args.port,
+            workers=args.workers,
+            host=args.host,
+            public_host=args.public_host,
+            live_lead_ms=args.live_delay_ms,
+            log_dir=args.log_dir,
+        )
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.getLogger(__name__).info("serving %s with %s", spec, config)
+    return asyncio.run(serve(config, spec, Console()))

@@ -1,0 +1,136 @@
+"""What every audio source looks like to the coordinator.
+
+A source yields 48 kHz s16le stereo PCM (see server.audio_format) in chunks of any length.
+Blocking work (decoding, network reads, PortAudio) happens in a daemon thread behind a
+ThreadFeed, so the coordinator's event loop never blocks and shutdown never waits on I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+SourceKind = Literal["demo", "file", "url", "system", "mic"]
+Report = Callable[[str, str], None]
+"""report(level, message): level is "info", "warning" or "error"; message is for people."""
+
+
+class SourceError(Exception):
+    """A source cannot play; the message is shown to the host as it is."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to play, as chosen in the tray or on the command line (JSON-safe)."""
+
+    kind: SourceKind
+    location: str = ""  # file path or URL
+    device: str | None = None  # capture device name; None = the system default
+
+    @property
+    def label(self) -> str:
+        match self.kind:
+            case "demo":
+                return "Demo music"
+            case "system":
+                return "System audio"
+            case "mic":
+                return f"Microphone: {self.device or 'default'}"
+            case _:
+                return self.location
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
+        return cls(kind=data["kind"], location=data.get("location", ""), device=data.get("device"))
+
+    @classmethod
+    def parse(cls, text: str) -> SourceSpec:
+        """Command-line form: 'demo', a URL, or a file path."""
+        if text == "demo":
+            return cls("demo")
+        if "://" in text:
+            return cls("url", text)
+        return cls("file", text)
+
+
+class Source(ABC):
+    """An open-able, closeable stream of PCM."""
+
+    live = False
+    """Captured in real time: the coordinator keeps a small lead and restarts the timeline."""
+    close_when_idle = False
+    """Release the device/connection while nobody listens (re-opened on the next listener)."""
+
+    def __init__(self, spec: SourceSpec, report: Report) -> None:
+        self.spec = spec
+        self.report = report
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Check the source can play; raise SourceError with a plain-language reason."""
+
+    @abstractmethod
+    async def read(self) -> bytes:
+        """The next PCM chunk. Raises SourceError when the source cannot go on."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release devices, files and connections. Must be idempotent."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the status (e.g. capture overruns)."""
+        return {}
+
+
+class ThreadFeed:
+    """Runs a blocking chunk generator in a daemon thread, bounded by `depth` chunks.
+
+    The loop side awaits `get()`; the thread waits for a free slot, so a paused consumer
+    stops the producer instead of letting memory grow. `stop()` returns at once; the thread
+    ends at its next chunk boundary (a daemon thread never holds up process exit).
+    """
+
+    def __init__(self, produce: Callable[[threading.Event], Iterator[bytes]], depth: int) -> None:
+        self._produce = produce
+        self._slots = threading.Semaphore(depth)
+        self._stop = threading.Event()
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="source-feed", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def _run(self) -> None:
+        try:
+            for chunk in self._produce(self._stop):
+                while not self._slots.acquire(timeout=0.2):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
+                self._put(chunk)
+            self._put(None)
+        except BaseException as exc:
+            self._put(exc)
+
+    async def get(self) -> bytes | None:
+        """Next chunk, None at the end; re-raises what the producer raised."""
+        item = await self._queue.get()
+        if isinstance(item, bytes):
+            self._slots.release()
+            return item
+        if isinstance(item, BaseException):
+            raise item
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()

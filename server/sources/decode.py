@@ -1,0 +1,171 @@
+"""Where audio gets decoded: files and HTTP streams through PyAV (FFmpeg).
+
+Files loop forever; a URL that drops is re-opened with exponential backoff. Both resample
+to the coordinator's one PCM format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Iterator
+
+import av
+
+from server.audio_format import CHANNELS, SAMPLE_RATE
+from server.sources.base import Report, Source, SourceError, SourceSpec, ThreadFeed
+
+log = logging.getLogger(__name__)
+
+NETWORK_TIMEOUT = 10.0  # seconds to open a URL / wait for data before we call it dropped
+URL_BACKOFF_START = 1.0
+URL_BACKOFF_MAX = 30.0
+FEED_DEPTH = 64  # decoded chunks (~1.5 s) buffered ahead of the coordinator
+
+
+def _open_container(location: str) -> av.container.InputContainer:
+    return av.open(location, mode="r", timeout=(NETWORK_TIMEOUT, NETWORK_TIMEOUT))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.split("; last error log")[0]
+
+
+def probe(location: str) -> str:
+    """Open `location` and check it has audio; returns a short description.
+
+    Raises SourceError with a message a host can act on.
+    """
+    try:
+        with _open_container(location) as container:
+            if not container.streams.audio:
+                raise SourceError(f"{location!r} has no audio track.")
+            stream = container.streams.audio[0]
+            # Decode one frame: a truncated or mislabelled file fails here, not mid-party.
+            for _ in container.decode(stream):
+                break
+            else:
+                raise SourceError(f"{location!r} contains no playable audio.")
+            return f"{stream.codec_context.name}, {stream.rate} Hz"
+    except SourceError:
+        raise
+    except FileNotFoundError as exc:
+        raise SourceError(f"File not found: {location}") from exc
+    except PermissionError as exc:
+        raise SourceError(f"No permission to read {location}") from exc
+    except (av.error.InvalidDataError, av.error.EOFError, UnicodeDecodeError) as exc:
+        raise SourceError(f"Cannot play {location!r}: not an audio format we can read.") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        raise SourceError(f"Cannot open {location!r}: {_describe(exc)}") from exc
+
+
+def decode_pcm(location: str, stop: threading.Event) -> Iterator[bytes]:
+    """Decode one pass of `location` into 48 kHz s16 stereo chunks."""
+    resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
+    with _open_container(location) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            if stop.is_set():
+                return
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().tobytes()
+        for out in resampler.resample(None):
+            yield out.to_ndarray().tobytes()
+    assert CHANNELS == 2
+
+
+class FileSource(Source):
+    """A local file, played in a loop."""
+
+    def __init__(self, spec: SourceSpec, report: Report) -> None:
+        super().__init__(spec, report)
+        self._feed: ThreadFeed | None = None
+        self._path = os.path.expanduser(spec.location)
+        self.description = ""
+
+    async def open(self) -> None:
+        path = self._path
+        if not await asyncio.to_thread(os.path.exists, path):
+            raise SourceError(f"File not found: {self.spec.location}")
+        self.description = await asyncio.to_thread(probe, path)
+        self._feed = ThreadFeed(lambda stop: self._loop_forever(path, stop), FEED_DEPTH)
+
+    def _loop_forever(self, path: str, stop: threading.Event) -> Iterator[bytes]:
+        while not stop.is_set():
+            produced = False
+            try:
+                for chunk in decode_pcm(path, stop):
+                    produced = True
+                    yield chunk
+            except FileNotFoundError as exc:
+                raise SourceError(f"The file disappeared: {self.spec.location}") from exc
+            except av.error.FFmpegError as exc:
+                raise SourceError(f"Playback of {self.spec.location!r} failed: {exc}") from exc
+            if not produced:
+                raise SourceError(f"{self.spec.location!r} contains no playable audio.")
+
+    async def read(self) -> bytes:
+        assert self._feed is not None, "open() first"
+        chunk = await self._feed.get()
+        if chunk is None:
+            raise SourceError(f"Playback of {self.spec.location!r} ended unexpectedly.")
+        return chunk
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.stop()
+            self._feed = None
+
+
+class UrlSource(Source):
+    """An HTTP(S) stream or remote file; reconnects with backoff when it drops."""
+
+    close_when_idle = True  # a radio stream is live: don't hold the connection for nobody
+
+    def __init__(self, spec: SourceSpec, report: Report) -> None:
+        super().__init__(spec, report)
+        self._feed: ThreadFeed | None = None
+        self.reconnects = 0
+
+    async def open(self) -> None:
+        scheme = self.spec.location.split("://", 1)[0].lower()
+        if scheme not in {"http", "https"}:
+            raise SourceError(f"Only http:// and https:// addresses can be played, not {scheme}://")
+        await asyncio.to_thread(probe, self.spec.location)
+        self._feed = ThreadFeed(self._reconnecting, FEED_DEPTH)
+
+    def _reconnecting(self, stop: threading.Event) -> Iterator[bytes]:
+        delay = URL_BACKOFF_START
+        while not stop.is_set():
+            try:
+                for chunk in decode_pcm(self.spec.location, stop):
+                    delay = URL_BACKOFF_START
+                    yield chunk
+                reason = "the stream ended"
+            except (av.error.FFmpegError, OSError) as exc:
+                reason = _describe(exc)
+            if stop.is_set():
+                return
+            self.reconnects += 1
+            self.report("warning", f"Stream dropped ({reason}); reconnecting in {delay:.0f} s.")
+            if stop.wait(delay):
+                return
+            delay = min(delay * 2, URL_BACKOFF_MAX)
+
+    async def read(self) -> bytes:
+        assert self._feed is not None, "open() first"
+        chunk = await self._feed.get()
+        if chunk is None:
+            raise SourceError("The stream ended.")
+        return chunk
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.stop()
+            self._feed = None
+
+    def stats(self) -> dict[str, int]:
+        return {"reconnects": self.reconnects}

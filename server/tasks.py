@@ -1,0 +1,79 @@
+"""Structured concurrency helpers used wherever a long-lived task exists.
+
+Rules they enforce: every task is named and owned; a failure is logged, never lost; shutdown
+drains with a timeout and then force-cancels, so nothing hangs on a task stuck after its
+socket died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class TaskGroup:
+    """Owns a set of named background tasks and cancels them in bounded time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Start a task that logs its own failure and forgets itself when done."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("task %s failed", task.get_name(), exc_info=exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Cancel every task and wait at most `timeout` for them to finish."""
+        await drain(list(self._tasks), timeout)
+
+
+async def drain(tasks: Iterable[asyncio.Task[Any]], timeout: float) -> None:
+    """Cancel tasks, wait up to `timeout`, and log any that refuse to stop."""
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+    _, stuck = await asyncio.wait(pending, timeout=timeout)
+    for task in stuck:
+        log.warning("task %s did not stop within %.1fs", task.get_name(), timeout)
+
+
+async def first_completed(*aws: asyncio.Task[Any], drain_timeout: float = 2.0) -> asyncio.Task[Any]:
+    """Wait until one task finishes, then drain the others (never a gather over lifetimes)."""
+    done, rest = await asyncio.wait(aws, return_when=asyncio.FIRST_COMPLETED)
+    await drain(rest, drain_timeout)
+    return done.pop()
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep, but wake at once on shutdown. Returns True if `stop` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+def fan_out_failures(results: Iterable[object], what: str) -> int:
+    """Log every exception from a gather(return_exceptions=True); return how many failed."""
+    failed = 0
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            failed += 1
+            log.error("%s failed: %s", what, result, exc_info=result)
+    return failed

@@ -1,0 +1,209 @@
+"""A worker process: one Sendspin server (one group, one stream) on its own port.
+
+It receives timestamped PCM from the coordinator over its link and commits it to the
+stream; every worker gets identical timestamps, so phones on different workers play in sync.
+It exits by itself when the link drops (the coordinator is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+from aiosendspin.noise import Identity
+from aiosendspin.server import (
+    ClientAddedEvent,
+    ClientConnectedEvent,
+    ClientDisconnectedEvent,
+    ClientRemovedEvent,
+    SendspinEvent,
+    SendspinGroup,
+    SendspinServer,
+)
+from aiosendspin.server.audio import AudioFormat
+from aiosendspin.server.push_stream import PushStream, StreamStoppedError
+
+from server import ipc, logs, winloop
+from server import web as party_web
+from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
+from server.pairing import PartyPairingStore
+from server.tasks import TaskGroup, first_completed, sleep_or_stop
+
+log = logging.getLogger(__name__)
+PCM_FORMAT = AudioFormat(sample_rate=SAMPLE_RATE, bit_depth=BIT_DEPTH, channels=CHANNELS)
+COUNT_REFRESH_S = 2.0
+EXIT_PORT_IN_USE = 3
+
+
+class Worker:
+    def __init__(self, worker_id: int, host: str, port: int, name: str) -> None:
+        self.worker_id = worker_id
+        self.host = host
+        self.port = port
+        self.name = name
+        self.status: dict[str, Any] = {"name": name, "state": "starting", "listeners": None}
+        self._server: SendspinServer | None = None
+        self._group: SendspinGroup | None = None
+        self._stream: PushStream | None = None
+        self._link: ipc.Link | None = None
+        self._tasks = TaskGroup(f"worker{worker_id}")
+        self._stop = asyncio.Event()
+        self._count_changed = asyncio.Event()
+        self.committed = 0
+        self.late_commits = 0
+
+    # -- listeners -------------------------------------------------------------------------
+    @property
+    def listeners(self) -> int:
+        return len(self._server.connected_clients) if self._server else 0
+
+    def _on_event(self, server: SendspinServer, event: SendspinEvent) -> None:
+        if isinstance(event, ClientConnectedEvent | ClientAddedEvent):
+            self._attach(event.client_id)
+        elif (
+            isinstance(event, ClientDisconnectedEvent | ClientRemovedEvent) and self.listeners == 0
+        ):
+            self._reset_stream()
+        self._count_changed.set()
+
+    def _attach(self, client_id: str) -> None:
+        """Put a (re)connected client into the one group, creating group and stream if needed."""
+        assert self._server is not None
+        client = self._server.get_client(client_id)
+        if client is None or client.connection is None:
+            return
+        if self._group is None or self._stream is None or self._stream.is_stopped:
+            self._reset_stream()
+            self._group = client.group
+            self._stream = self._group.start_stream()
+        elif client.group is not self._group:
+            self._tasks.spawn(f"join-{client_id[:8]}", self._group.add_client(client))
+
+    def _reset_stream(self) -> None:
+        """The library stops the stream when the last listener leaves; start fresh next time
+        (joining a dead group is a known reconnect race)."""
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.stop()
+        self._stream = None
+        self._group = None
+
+    # -- audio -----------------------------------------------------------------------------
+    async def _commit(self, play_start_us: int, pcm: bytes) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        try:
+            stream.prepare_audio(pcm, PCM_FORMAT)
+            await stream.commit_audio(play_start_us=play_start_us)
+            self.committed += 1
+        except StreamStoppedError:
+            self._reset_stream()
+
+    async def _receive(self) -> None:
+        assert self._link is not None
+        while True:
+            try:
+                msg, payload = await self._link.recv()
+            except ipc.LinkClosed:
+                log.info("coordinator link closed; exiting")
+                return
+            match msg["t"]:
+                case "pcm":
+                    await self._commit(int(msg["ts"]), payload)
+                case "status":
+                    self.status = msg["status"]
+                case "stop":
+                    return
+
+    async def _report_counts(self) -> None:
+        assert self._link is not None
+        last: int | None = None
+        while not self._stop.is_set():
+            self._count_changed.clear()
+            count = self.listeners
+            if count != last:
+                self._link.send({"t": "count", "n": count})
+                last = count
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._count_changed.wait(), COUNT_REFRESH_S)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _join_target(self) -> dict[str, Any]:
+        return {"port": self.port, "path": SendspinServer.API_PATH, "worker": self.worker_id}
+
+    async def run(self, link_port: int, token: str) -> int:
+        winloop.install(asyncio.get_running_loop())
+        self._link = await ipc.connect(link_port, token, role="worker", id=self.worker_id)
+        loop = asyncio.get_running_loop()
+        self._server = SendspinServer(
+            loop,
+            Identity.generate(),
+            self.name,
+            pairing_store=PartyPairingStore(),
+            allow_unencrypted=True,  # sendspin-js 3.2.1 predates encryption
+        )
+        self._server.add_event_listener(self._on_event)
+        app = party_web.make_app(lambda: self.status, self._join_target)
+        app.router.add_get(SendspinServer.API_PATH, self._server.on_client_connect)
+        try:
+            runner = await party_web.serve(app, self.host, self.port)
+        except OSError as exc:
+            self._link.send({"t": "error", "msg": f"port {self.port} is unavailable: {exc}"})
+            await self._link.close()
+            return EXIT_PORT_IN_USE
+        self._link.send({"t": "ready", "port": self.port})
+        counts = self._tasks.spawn("counts", self._report_counts())
+        try:
+            await first_completed(self._tasks.spawn("receive", self._receive()), counts)
+        finally:
+            self._stop.set()
+            await self._shutdown(runner)
+        return 0
+
+    async def _shutdown(self, runner: web.AppRunner) -> None:
+        self._reset_stream()
+        await self._tasks.close(1.0)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.close(), 2.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runner.cleanup(), 2.0)
+        if self._link is not None:
+            await self._link.close()
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Belt and braces next to the link: exit if we were re-parented (parent died)."""
+    import os
+
+    parent = os.getppid()
+    while not await sleep_or_stop(stop, 1.0):
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def main(
+    worker_id: int, host: str, port: int, name: str, link_port: int, token: str, log_dir: str | None
+) -> None:
+    """Process entry point (spawned by the coordinator)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the controller's to handle
+    logs.setup(f"worker-{worker_id}", log_dir)
+    worker = Worker(worker_id, host, port, name)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(_watch_parent(stop)) if sys.platform != "win32" else None
+        try:
+            return await worker.run(link_port, token)
+        finally:
+            stop.set()
+            if watcher:
+                watcher.cancel()
+
+    sys.exit(asyncio.run(run()))
