@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import ipc, logs, winloop
+from server import clock, ipc, logs, winloop
 from server import web as party_web
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
 from server.pairing import PartyPairingStore
@@ -37,6 +38,7 @@ from server.tasks import TaskGroup, first_completed, sleep_or_stop
 log = logging.getLogger(__name__)
 PCM_FORMAT = AudioFormat(sample_rate=SAMPLE_RATE, bit_depth=BIT_DEPTH, channels=CHANNELS)
 COUNT_REFRESH_S = 2.0
+REPLAY_MARGIN_US = 150_000  # recent audio closer to its play time than this is not replayed
 EXIT_PORT_IN_USE = 3
 
 
@@ -55,7 +57,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._count_changed = asyncio.Event()
         self.committed = 0
-        self.late_commits = 0
+        self._recent: deque[tuple[int, bytes]] = deque()  # future audio, for a fresh stream
+        self._stream_fed = False
 
     # -- listeners -------------------------------------------------------------------------
     @property
@@ -81,6 +84,7 @@ class Worker:
             self._reset_stream()
             self._group = client.group
             self._stream = self._group.start_stream()
+            self._stream_fed = False
         elif client.group is not self._group:
             self._tasks.spawn(f"join-{client_id[:8]}", self._group.add_client(client))
 
@@ -95,13 +99,25 @@ class Worker:
 
     # -- audio -----------------------------------------------------------------------------
     async def _commit(self, play_start_us: int, pcm: bytes) -> None:
+        """Commit a chunk; a fresh stream first gets the still-playable recent audio, so the
+        first phone on an idle worker hears music at once instead of after the whole lead."""
+        self._recent.append((play_start_us, pcm))
+        horizon = clock.now_us() + REPLAY_MARGIN_US
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
         stream = self._stream
         if stream is None:
             return
+        if not self._stream_fed:
+            self._stream_fed = True
+            backlog = list(self._recent)
+        else:
+            backlog = [(play_start_us, pcm)]
         try:
-            stream.prepare_audio(pcm, PCM_FORMAT)
-            await stream.commit_audio(play_start_us=play_start_us)
-            self.committed += 1
+            for ts, data in backlog:
+                stream.prepare_audio(data, PCM_FORMAT)
+                await stream.commit_audio(play_start_us=ts)
+                self.committed += 1
         except StreamStoppedError:
             self._reset_stream()
 
