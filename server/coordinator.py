@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 START_LEAD_US = 300_000  # first chunk after a (re)start plays this far in the future
 LIVE_DRIFT_US = 150_000  # re-anchor a live timeline that drifted this far from its target
 STATUS_INTERVAL_S = 0.2
-SOURCE_READ_TIMEOUT_S = 15.0
+STALL_CHECK_S = 1.0  # a stalled read is retried so stop/idle/source changes stay responsive
 SILENCE = bytes(CHUNK_BYTES)
 
 
@@ -213,11 +213,12 @@ class Coordinator:
             source = self.source
             try:
                 assert source is not None
-                chunk = await asyncio.wait_for(source.read(), SOURCE_READ_TIMEOUT_S)
-            except (SourceError, TimeoutError) as exc:
-                why = str(exc) or "the source stopped sending audio"
+                chunk = await asyncio.wait_for(source.read(), STALL_CHECK_S)
+            except TimeoutError:
+                continue  # e.g. a stream reconnecting (it reports that itself)
+            except SourceError as exc:
                 self.source_failed = True
-                self.report("error", f"{why} Playing silence until you pick another source.")
+                self.report("error", f"{exc} Playing silence until you pick another source.")
                 await self._swap_to_silence()
                 continue
             now = clock.now_us()
