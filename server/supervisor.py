@@ -41,6 +41,7 @@ class WorkerHandle:
     link: ipc.Link | None = None
     ready: bool = False
     listeners: int | None = None
+    sessions: int = 0  # client states the worker holds (connected + recently left)
     pending_joins: int = 0
     restarts: int = 0
     crashes: deque[float] = field(default_factory=deque)
@@ -60,7 +61,13 @@ class WorkerHandle:
         )
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "port": self.port, "listeners": self.listeners, "alive": self.alive}
+        return {
+            "id": self.id,
+            "port": self.port,
+            "listeners": self.listeners,
+            "alive": self.alive,
+            "sessions": self.sessions,
+        }
 
 
 class Supervisor:
@@ -174,6 +181,7 @@ class Supervisor:
                 handle.listeners = 0
             case "count":
                 handle.listeners = int(msg["n"])
+                handle.sessions = int(msg.get("sessions", 0))
                 handle.pending_joins = 0
             case "error":
                 handle.last_error = str(msg.get("msg"))

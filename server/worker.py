@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections import deque
 from typing import Any
 
@@ -32,12 +33,15 @@ from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 from server import clock, ipc, logs, winloop
 from server import web as party_web
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
+from server.ghosts import GhostWatch
 from server.pairing import PartyPairingStore
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
 
 log = logging.getLogger(__name__)
 PCM_FORMAT = AudioFormat(sample_rate=SAMPLE_RATE, bit_depth=BIT_DEPTH, channels=CHANNELS)
 COUNT_REFRESH_S = 2.0
+REAP_AFTER_S = 20.0
+REAP_INTERVAL_S = 2.0
 REPLAY_MARGIN_US = 150_000  # recent audio closer to its play time than this is not replayed
 EXIT_PORT_IN_USE = 3
 
@@ -59,6 +63,8 @@ class Worker:
         self.committed = 0
         self._recent: deque[tuple[int, bytes]] = deque()  # future audio, for a fresh stream
         self._stream_fed = False
+        self._ghosts = GhostWatch()
+        self._left: dict[str, float] = {}  # client id -> when it disconnected
 
     # -- listeners -------------------------------------------------------------------------
     @property
@@ -67,7 +73,10 @@ class Worker:
 
     def _on_event(self, server: SendspinServer, event: SendspinEvent) -> None:
         if isinstance(event, ClientConnectedEvent | ClientAddedEvent):
+            self._left.pop(event.client_id, None)
             self._attach(event.client_id)
+        if isinstance(event, ClientDisconnectedEvent):
+            self._left[event.client_id] = time.monotonic()
         elif (
             isinstance(event, ClientDisconnectedEvent | ClientRemovedEvent) and self.listeners == 0
         ):
@@ -137,17 +146,44 @@ class Worker:
                 case "stop":
                     return
 
+    async def _reap(self) -> None:
+        """End the state of clients that left more than REAP_AFTER_S ago (the library keeps
+        it for 180 s in case they come back; a party sees hundreds of short visits)."""
+        assert self._server is not None
+        while not await sleep_or_stop(self._stop, REAP_INTERVAL_S):
+            now = time.monotonic()
+            for client_id, left_at in list(self._left.items()):
+                if now - left_at < REAP_AFTER_S:
+                    continue
+                del self._left[client_id]
+                client = self._server.get_client(client_id)
+                if client is not None and client.connection is None:
+                    await self._server.remove_client(client_id)
+            self._count_changed.set()
+
     async def _report_counts(self) -> None:
         assert self._link is not None
-        last: int | None = None
+        last: tuple[int, int] | None = None
         while not self._stop.is_set():
             self._count_changed.clear()
-            count = self.listeners
+            count = (self.listeners, len(self._server.clients) if self._server else 0)
             if count != last:
-                self._link.send({"t": "count", "n": count})
+                self._link.send({"t": "count", "n": count[0], "sessions": count[1]})
                 last = count
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._count_changed.wait(), COUNT_REFRESH_S)
+
+    async def _on_websocket(self, request: web.Request) -> web.StreamResponse:
+        """The library's handler, with the connection under the ghost watch."""
+        assert self._server is not None
+        transport = request.transport
+        if transport is not None:
+            self._ghosts.track(transport)  # type: ignore[arg-type]
+        try:
+            return await self._server.on_client_connect(request)
+        finally:
+            if transport is not None:
+                self._ghosts.untrack(transport)  # type: ignore[arg-type]
 
     # -- lifecycle -------------------------------------------------------------------------
     def _join_target(self) -> dict[str, Any]:
@@ -166,7 +202,7 @@ class Worker:
         )
         self._server.add_event_listener(self._on_event)
         app = party_web.make_app(lambda: self.status, self._join_target)
-        app.router.add_get(SendspinServer.API_PATH, self._server.on_client_connect)
+        app.router.add_get(SendspinServer.API_PATH, self._on_websocket)
         try:
             runner = await party_web.serve(app, self.host, self.port)
         except OSError as exc:
@@ -175,6 +211,8 @@ class Worker:
             return EXIT_PORT_IN_USE
         self._link.send({"t": "ready", "port": self.port})
         counts = self._tasks.spawn("counts", self._report_counts())
+        self._tasks.spawn("ghosts", self._ghosts.run(self._stop))
+        self._tasks.spawn("reaper", self._reap())
         try:
             await first_completed(self._tasks.spawn("receive", self._receive()), counts)
         finally:

@@ -1,0 +1,157 @@
+"""Fault injection with real processes: crashed workers, a killed coordinator, frozen and
+vanished listeners, connection churn."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import front_url, worker_url
+from tests.helpers import eventually, get_json, pids_alive
+from tests.listener import Listener
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _worker_pids(coordinator_pid: int) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.Process(coordinator_pid).children()
+        if "resource_tracker" not in " ".join(p.cmdline())
+    ]
+
+
+def _max_gap_ms(listener: Listener, since_us: int) -> float:
+    arrivals = [a for a in listener.arrivals if a >= since_us]
+    return max((b - a) / 1000 for a, b in itertools.pairwise(arrivals))
+
+
+async def test_killed_worker_restarts_and_its_listeners_come_back(start_party, listeners) -> None:
+    async with start_party(workers=2) as party:
+        victim_port = party.status.workers[0]["port"]
+        on_victim = [await Listener(worker_url(party, 0)).connect() for _ in range(2)]
+        bystander = await Listener(worker_url(party, 1)).connect()
+        listeners.extend([*on_victim, bystander])
+        for listener in listeners:
+            await listener.wait_chunks(20)
+        await eventually(lambda: party.status.listeners == 3, what="3 listeners")
+        victim_pid = next(
+            pid
+            for pid in _worker_pids(party.pid)
+            if any(
+                c.laddr.port == victim_port and c.status == "LISTEN"
+                for c in psutil.Process(pid).net_connections(kind="tcp")
+            )
+        )
+        events: list[str] = []
+        party.add_event_listener(lambda level, msg: events.append(msg))
+        mark = bystander.arrivals[-1]
+        t0 = time.monotonic()
+        os.kill(victim_pid, signal.SIGKILL)
+
+        async def restarted() -> bool:
+            _, st = await get_json(front_url(party, "/api/status"))
+            return st["workers"][0]["alive"]
+
+        await eventually(restarted, timeout=20, what="worker 0 restarted")
+        restart_s = time.monotonic() - t0
+        # Like the web page does: disconnected listeners ask the front door again.
+        for old in on_victim:
+            await eventually(lambda o=old: not o.client.connected, what="victim disconnected")
+            _, target = await get_json(front_url(party, "/api/join"))
+            fresh = await Listener(f"ws://127.0.0.1:{target['port']}/sendspin").connect()
+            listeners.append(fresh)
+            await fresh.wait_chunks(10)
+        await eventually(lambda: party.status.listeners == 3, what="count recovered to 3")
+        await bystander.wait_chunks(bystander.count + 40)
+        gap = _max_gap_ms(bystander, mark)
+        print(f"\nworker restart: {restart_s:.2f} s; bystander max gap {gap:.0f} ms")
+        assert gap < 1500, "the other worker's listener stopped receiving"
+        crash_reports = [e for e in events if "stopped unexpectedly" in e]
+        assert len(crash_reports) == 1, events  # reported once, not every health tick
+
+
+async def test_killed_coordinator_takes_its_workers_along(start_party) -> None:
+    async with start_party(workers=2) as party:
+        workers = _worker_pids(party.pid)
+        assert len(workers) == 2
+        t0 = time.monotonic()
+        os.kill(party.pid, signal.SIGKILL)
+        await eventually(lambda: not pids_alive(workers), timeout=10, what="workers gone")
+        print(f"\nworkers gone {time.monotonic() - t0:.2f} s after kill -9 of the coordinator")
+        await eventually(lambda: party.status.state in ("idle", "error"), what="controller noticed")
+
+
+async def test_frozen_listener_is_dropped_and_memory_returns(start_party, listeners) -> None:
+    async with start_party(workers=1) as party:
+        worker = psutil.Process(_worker_pids(party.pid)[0])
+        steady = await Listener(worker_url(party, 0), keep_audio=False).connect()
+        listeners.append(steady)
+        await steady.wait_chunks(40)
+        baseline = worker.memory_info().rss
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.listener_proc", worker_url(party, 0)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 30)
+            assert line.strip() == "receiving"
+            await eventually(lambda: party.status.listeners == 2, what="2 listeners")
+            child.send_signal(signal.SIGSTOP)  # like a phone whose browser froze
+            t0 = time.monotonic()
+            await eventually(lambda: party.status.listeners == 1, timeout=60, what="ghost dropped")
+            drop_s = time.monotonic() - t0
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(5)
+        await steady.wait_chunks(steady.count + 40)  # the others never noticed
+        await asyncio.sleep(1.0)
+        growth_mb = (worker.memory_info().rss - baseline) / 1e6
+        print(f"\nghost dropped after {drop_s:.1f} s; worker RSS growth {growth_mb:.1f} MB")
+        assert growth_mb < 30
+
+
+async def test_connect_disconnect_churn_does_not_leak(start_party) -> None:
+    cycles, batch = 500, 10
+    async with start_party(workers=1) as party:
+        worker = psutil.Process(_worker_pids(party.pid)[0])
+        url = worker_url(party, 0)
+
+        async def cycle() -> None:
+            listener = await Listener(url, keep_audio=False).connect()
+            await listener.close()
+
+        async def settled() -> None:
+            await eventually(lambda: party.status.listeners == 0, timeout=30, what="count 0")
+            await eventually(
+                lambda: party.status.workers[0]["sessions"] == 0, timeout=60, what="reaped"
+            )
+
+        # Warm-up (imports, caches, allocator arenas) before the baseline.
+        for _ in range(250 // batch):
+            await asyncio.gather(*(cycle() for _ in range(batch)))
+        await settled()
+        rss0, fds0 = worker.memory_info().rss, worker.num_fds()
+        t0 = time.monotonic()
+        for _ in range(cycles // batch):
+            await asyncio.gather(*(cycle() for _ in range(batch)))
+        await settled()
+        rss_growth = (worker.memory_info().rss - rss0) / 1e6
+        fd_growth = worker.num_fds() - fds0
+        print(
+            f"\n{cycles} cycles in {time.monotonic() - t0:.1f} s: worker RSS +{rss_growth:.1f} MB,"
+            f" fds +{fd_growth}"
+        )
+        assert fd_growth <= 5
+        assert rss_growth < 25, "worker memory grows with every visit"
