@@ -17,11 +17,13 @@ find_python() {
 SYSTEM_TEST_PACKAGES="xvfb trayer xdotool x11-utils imagemagick zbar-tools libxcb-cursor0
   libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0
   libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libegl1 libgl1 libfontconfig1 libdbus-1-3
-  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox chromium nodejs npm
+  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox chromium
   procps iproute2"
 
 if [ "${1:-}" = "--test" ] && command -v apt-get >/dev/null; then
   missing=$(for p in $SYSTEM_TEST_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  # Node: keep whatever node/npm the machine has (Node 20+ is needed by playwright-core).
+  command -v npm >/dev/null || missing="$missing nodejs npm"
   if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     echo "Installing system packages: $(echo $missing)"
@@ -47,6 +49,9 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
-if [ "${1:-}" = "--test" ] && [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules ]; then
-  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+if [ "${1:-}" = "--test" ] && [ -f tests/browser/package-lock.json ]; then
+  lock=$(md5sum tests/browser/package-lock.json | cut -c1-12)
+  if [ ! -f "tests/browser/node_modules/.lock-$lock" ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && touch "node_modules/.lock-$lock")
+  fi
 fi

@@ -7,6 +7,7 @@ root or control the party (that lives on the loopback control link only).
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,8 +27,11 @@ MAX_REQUEST_BYTES = 16 * 1024
 @functools.lru_cache(maxsize=8)
 def qr_svg(url: str) -> bytes:
     """The party URL as an SVG QR code (made here: the page must work with no internet)."""
-    qr = segno.make(url, error="m")
-    return qr.svg_inline(scale=8, border=2, dark="#000", light="#fff").encode()
+    buf = io.BytesIO()  # a full SVG document: <img> needs the xmlns svg_inline() omits
+    segno.make(url, error="m").save(
+        buf, kind="svg", scale=8, border=2, dark="#000", light="#fff", xmldecl=False, nl=False
+    )
+    return buf.getvalue()
 
 
 @web.middleware

@@ -1,0 +1,214 @@
+// One guest's connection to the party: the Sendspin player, which worker it talks to, and
+// how it finds a live worker again when the one it had goes away.
+import { SendspinPlayer } from "./vendor/sendspin.js";
+import { joinParty } from "./party-api.js";
+
+const CONNECT_TIMEOUT_MS = 8000;
+const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 10000];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function withTimeout(promise, ms) {
+  return Promise.race([
+    promise,
+    sleep(ms).then(() => {
+      throw new Error("timed out");
+    }),
+  ]);
+}
+
+/** Stable per tab (survives a reload), distinct between tabs: two tabs must not share an id. */
+function tabPlayerId() {
+  const key = "partystream-player-id";
+  try {
+    let id = sessionStorage.getItem(key);
+    if (!id) {
+      id = `guest-${Math.random().toString(36).slice(2, 10)}`;
+      sessionStorage.setItem(key, id);
+    }
+    return id;
+  } catch {
+    return `guest-${Math.random().toString(36).slice(2, 10)}`;
+  }
+}
+
+function deviceName() {
+  const ua = navigator.userAgent;
+  if (/iPhone/.test(ua)) return "iPhone";
+  if (/iPad/.test(ua)) return "iPad";
+  if (/Android/.test(ua)) return "Android phone";
+  return "Web browser";
+}
+
+// sendspin-js 3.2.1 only ever connects to the baseUrl it was built with, and its own retry
+// loop dials that same worker forever. When a worker dies we move this very player (its
+// AudioContext was unlocked by the guest's tap and cannot be unlocked again without another
+// one) to the worker the front door names, by re-pointing that private setting. The version
+// is pinned and the browser test covers this; fail loudly if the library changes shape.
+function pointAt(player, url) {
+  const config = player.core && player.core.config;
+  if (!config || !("baseUrl" in config)) {
+    throw new Error("sendspin-js internals changed: update pointAt() in listener.js");
+  }
+  config.baseUrl = url;
+}
+
+export class PartyListener {
+  /** @param {{onChange: () => void}} hooks */
+  constructor({ onChange }) {
+    this.onChange = onChange;
+    this.player = null;
+    this.active = false;
+    this.state = "idle"; // idle | joining | waiting | connected | lost
+    this.waitMessage = "";
+    this.worker = null;
+    this.joins = 0;
+    this.volume = 100;
+    this.muted = false;
+    this._looping = false;
+    this._wake = null;
+  }
+
+  /** Must run synchronously inside the guest's tap: browsers only start audio from a gesture. */
+  unlock() {
+    if (!this.player) this.player = this._createPlayer();
+    if (navigator.audioSession) navigator.audioSession.type = "playback";
+    return this.player.unlock();
+  }
+
+  _createPlayer() {
+    return new SendspinPlayer({
+      playerId: tabPlayerId(),
+      clientName: deviceName(),
+      baseUrl: `${location.origin}/sendspin`, // replaced by pointAt() before every connect
+      // Opus needs WebCodecs, which plain http://LAN-IP lacks; the library then drops it and
+      // takes FLAC, then PCM (Safari: PCM). Keep that order: FLAC is a third of PCM's bytes.
+      codecs: ["opus", "flac", "pcm"],
+      // No built-in retries: a dead worker must send us back to the front door instead.
+      reconnect: { maxAttempts: 0, onExhausted: () => this._lost() },
+      onStateChange: () => this.onChange(),
+    });
+  }
+
+  /** Start (or keep) listening; safe to call again at any time. */
+  start() {
+    this.active = true;
+    this._connectLoop();
+  }
+
+  stop() {
+    this.active = false;
+    this._set("idle");
+    this._wakeUp();
+    if (this.player) this.player.disconnect("user_request");
+  }
+
+  /** Something suggests the network is back (tab visible again, "online"): retry now. */
+  nudge() {
+    if (!this.active) return;
+    if (this.player && this.player.isConnected) return;
+    this._connectLoop();
+    this._wakeUp();
+  }
+
+  setVolume(volume) {
+    this.volume = volume;
+    if (this.player) this.player.setVolume(volume);
+  }
+
+  setMuted(muted) {
+    this.muted = muted;
+    if (this.player) this.player.setMuted(muted);
+  }
+
+  get connected() {
+    return Boolean(this.player && this.player.isConnected);
+  }
+
+  get playing() {
+    return Boolean(this.connected && this.player.isPlaying);
+  }
+
+  /** AudioContext state: "running" unless the OS suspended us (e.g. iOS in the background). */
+  get audioState() {
+    const scheduler = this.player && this.player.scheduler;
+    const context = scheduler && scheduler.audioContext;
+    return context ? context.state : null;
+  }
+
+  _lost() {
+    if (!this.active) return;
+    this._set("lost");
+    this._connectLoop();
+  }
+
+  async _connectLoop() {
+    if (this._looping) return;
+    this._looping = true;
+    try {
+      for (let attempt = 0; this.active && !this.connected; attempt += 1) {
+        if (attempt > 0) {
+          await this._pause(RETRY_DELAYS_MS[Math.min(attempt - 1, RETRY_DELAYS_MS.length - 1)]);
+          if (!this.active) break;
+        }
+        if (await this._tryJoin()) break;
+      }
+    } finally {
+      this._looping = false;
+    }
+  }
+
+  async _tryJoin() {
+    let join;
+    try {
+      join = await joinParty();
+    } catch {
+      if (this.state !== "waiting") this._set("lost");
+      return false;
+    }
+    if (!this.active) return false;
+    if (join.busy) {
+      this.waitMessage = join.busy;
+      this._set("waiting");
+      return false;
+    }
+    if (this.state !== "lost") this._set("joining");
+    try {
+      pointAt(this.player, `${location.protocol}//${location.hostname}:${join.port}${join.path}`);
+      await withTimeout(this.player.connect(), CONNECT_TIMEOUT_MS);
+    } catch (err) {
+      if (String(err).includes("internals changed")) throw err;
+      return false; // a retry's connect() closes this socket before opening the next one
+    }
+    if (!this.active) return false;
+    this.worker = join;
+    this.joins += 1;
+    // Volume lives in the player's state, which a disconnect resets: re-apply ours.
+    this.player.setVolume(this.volume);
+    this.player.setMuted(this.muted);
+    this._set("connected");
+    return true;
+  }
+
+  _pause(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this._wake = done;
+    }).finally(() => {
+      this._wake = null;
+    });
+  }
+
+  _wakeUp() {
+    if (this._wake) this._wake();
+  }
+
+  _set(state) {
+    this.state = state;
+    this.onChange();
+  }
+}

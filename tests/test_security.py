@@ -1,0 +1,143 @@
+"""The party is open to the LAN by design; nothing on it may control the party or read
+files, and junk from one client must not disturb the others."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiohttp
+import psutil
+import pytest
+
+from server import ipc
+from server.sources.base import SourceSpec
+from tests.conftest import front_url, worker_url
+from tests.helpers import eventually
+from tests.listener import Listener
+
+
+async def raw_http(port: int, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send bytes as they are (no client-side path normalisation) and read the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(1 << 20), timeout)
+    finally:
+        writer.close()
+
+
+async def poke(session: aiohttp.ClientSession, url: str, payload: bytes | str) -> None:
+    """Send one junk frame; the server must close or answer, never hang (and may hang up
+    while an oversized frame is still arriving)."""
+    try:
+        async with session.ws_connect(url, max_msg_size=0) as ws:
+            if isinstance(payload, bytes):
+                await ws.send_bytes(payload)
+            else:
+                await ws.send_str(payload)
+            await asyncio.wait_for(ws.receive(), 10)
+    except (ConnectionError, aiohttp.ClientError):
+        pass
+
+
+def status_code(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
+
+
+TRAVERSALS = [
+    "/static/../pyproject.toml",
+    "/static/%2e%2e/%2e%2e/pyproject.toml",
+    "/static/..%2f..%2fpyproject.toml",
+    "/static/%2e%2e%2f%2e%2e%2fpyproject.toml",
+    "/static/....//....//pyproject.toml",
+    "/%2e%2e/%2e%2e/pyproject.toml",
+    "/static//etc/passwd",
+    "/static/%2fetc%2fpasswd",
+    "/static/..\\..\\pyproject.toml",
+]
+
+
+async def test_static_files_cannot_escape_the_web_root(start_party, listeners) -> None:
+    async with start_party(workers=1) as party:
+        steady = await Listener(worker_url(party, 0), keep_audio=False).connect()
+        listeners.append(steady)
+        for port in (party.status.port, party.status.workers[0]["port"]):
+            for path in TRAVERSALS:
+                answer = await raw_http(
+                    port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
+                assert status_code(answer) in (400, 403, 404), (path, answer[:200])
+                assert b"[project]" not in answer and b"root:" not in answer
+        await steady.wait_chunks(20)
+
+
+CONTROL_ATTEMPTS = [
+    "POST /api/status",
+    "PUT /",
+    "DELETE /api/join",
+    "BREW /",
+    "POST /api/source",
+    "GET /api/source?url=/etc/passwd",
+    "GET /api/stop",
+    "POST /sendspin",
+]
+
+
+async def test_nothing_on_the_lan_can_control_the_party(start_party) -> None:
+    async with start_party(workers=1) as party:
+        for port in (party.status.port, party.status.workers[0]["port"]):
+            for request_line in CONTROL_ATTEMPTS:
+                answer = await raw_http(
+                    port,
+                    f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                    "Connection: close\r\n\r\n".encode(),
+                )
+                assert status_code(answer) in (400, 404, 405, 501), (request_line, answer[:200])
+        await asyncio.sleep(0.3)
+        assert party.status.state == "live"
+        assert party.status.source["kind"] == "demo"
+
+
+async def test_control_links_listen_on_loopback_only_and_want_the_token(start_party) -> None:
+    async with start_party(workers=2) as party:
+        public = {party.status.port, *(w["port"] for w in party.status.workers)}
+        pids = [party.pid, *(p.pid for p in psutil.Process(party.pid).children())]
+        pids.append(os.getpid())
+        for pid in pids:
+            for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                if conn.status == "LISTEN" and conn.laddr.port not in public:
+                    assert conn.laddr.ip == "127.0.0.1", conn
+        # A stranger on the controller's own link port gets nothing and changes nothing.
+        link_port = party._link_server.sockets[0].getsockname()[1]
+        stranger = await ipc.connect(link_port, "wrong-token", role="coordinator")
+        stranger.send({"t": "set_source", "id": 1, "source": SourceSpec("demo").to_dict()})
+        with pytest.raises(ipc.LinkClosed):
+            await asyncio.wait_for(stranger.recv(), 5)
+        assert party.running and party.status.state == "live"
+
+
+async def test_garbage_on_the_websocket_does_not_hurt_others(start_party, listeners) -> None:
+    async with start_party(workers=1) as party:
+        steady = await Listener(worker_url(party, 0)).connect()
+        listeners.append(steady)
+        await steady.wait_chunks(10)
+        junk: list[bytes | str] = [os.urandom(4096), b"\x00" * 10, "{not json", '{"type": 42}']
+        junk.append("x" * (8 * 1024 * 1024))  # oversized frame
+        async with aiohttp.ClientSession() as session:
+            for payload in junk:
+                await poke(session, worker_url(party, 0), payload)
+        # Raw non-HTTP bytes and an oversized header.
+        port = party.status.workers[0]["port"]
+        assert status_code(await raw_http(port, os.urandom(2048))) in (0, 400)
+        huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"
+        assert status_code(await raw_http(port, huge)) in (0, 400, 413, 431)
+        before = steady.count
+        await steady.wait_chunks(before + 40)
+        await eventually(lambda: party.status.listeners == 1, what="only the real listener")
+        code_ok = await raw_http(
+            front_url(party) and party.status.port,
+            b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        assert status_code(code_ok) == 200
