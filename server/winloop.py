@@ -15,9 +15,9 @@ def is_connection_reset(context: dict[str, Any]) -> bool:
     return isinstance(exc, ConnectionResetError)
 
 
-def install(loop: asyncio.AbstractEventLoop, *, platform: str = sys.platform) -> bool:
+def install(loop: asyncio.AbstractEventLoop, *, platform: str | None = None) -> bool:
     """Install the handler on win32 (returns whether it was installed)."""
-    if platform != "win32":
+    if (platform or sys.platform) != "win32":
         return False
     previous = loop.get_exception_handler()
 
