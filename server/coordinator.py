@@ -96,8 +96,8 @@ class Coordinator:
 
     # -- status ----------------------------------------------------------------------------
     def report(self, level: str, message: str) -> None:
-        """An event for the host (tray notification / console line)."""
-        getattr(log, level if level in ("info", "warning", "error") else "info")(message)
+        """An event for the host (tray notification / console line, shown by the controller)."""
+        log.info("%s: %s", level, message)
         if level != "info":
             self.message = message
         if self._link is not None:
@@ -224,10 +224,15 @@ class Coordinator:
             now = clock.now_us()
             live = bool(source and source.live)
             target = self.config.live_lead_ms * 1000 if live else START_LEAD_US
-            if next_ts is None or next_ts < now + target // 2:
-                next_ts = now + target  # (re)start, or the source stalled: start afresh
-            elif live and abs(next_ts - now - target) > LIVE_DRIFT_US:
-                next_ts = now + target  # capture clock drifted from ours
+            if (
+                next_ts is None  # (re)start or a new source
+                or next_ts < now + target // 2  # the source stalled
+                or (live and abs(next_ts - now - target) > LIVE_DRIFT_US)  # capture clock drift
+            ):
+                # A new timeline: workers drop audio already queued on the old one, so
+                # phones never get two overlapping timelines (a switch is heard at once).
+                self._supervisor.send_all({"t": "reset"})
+                next_ts = now + target
             self._supervisor.send_all({"t": "pcm", "ts": next_ts}, chunk, droppable=True)
             self.chunks_sent += 1
             self.level.add(chunk)

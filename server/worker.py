@@ -141,6 +141,10 @@ class Worker:
             match msg["t"]:
                 case "pcm":
                     await self._commit(int(msg["ts"]), payload)
+                case "reset":
+                    self._recent.clear()
+                    if self._stream is not None and not self._stream.is_stopped:
+                        self._stream.clear()
                 case "status":
                     self.status = msg["status"]
                 case "stop":
