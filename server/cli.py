@@ -52,7 +52,9 @@ def build_parser(prog: str = "partystream serve") -> argparse.ArgumentParser:
         default=500,
         help="delay for live capture sources (default: %(default)s)",
     )
-    parser.add_argument("--log-dir", help="write detailed logs to this folder")
+    parser.add_argument(
+        "--log-dir", default=logs.default_log_dir(), help="detailed logs (default: %(default)s)"
+    )
     return parser
 
 

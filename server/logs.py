@@ -19,6 +19,24 @@ class _NotProtocolChatter(logging.Filter):
         return not record.name.startswith("aiosendspin") or record.levelno >= logging.ERROR
 
 
+def default_log_dir() -> str:
+    """Where every Party Stream process logs unless told otherwise ("Open logs" opens it)."""
+    import platformdirs
+
+    return platformdirs.user_log_dir("PartyStream", appauthor=False)
+
+
+def tail(log_dir: str | None, process: str, lines: int = 5) -> list[str]:
+    """The last lines a process logged: kept for the host when that process crashes."""
+    if not log_dir:
+        return []
+    try:
+        with open(Path(log_dir) / f"{process}.log", encoding="utf-8", errors="replace") as f:
+            return [line.rstrip() for line in f.readlines()[-lines:]]
+    except OSError:
+        return []
+
+
 def setup(process: str, log_dir: str | None, *, console_level: int = logging.WARNING) -> None:
     """Configure the root logger of this process (safe to call once per process)."""
     root = logging.getLogger()

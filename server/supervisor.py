@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from server import ipc, worker
+from server import ipc, logs, worker
 from server.sources.base import Report
 from server.tasks import sleep_or_stop
 
@@ -47,6 +47,7 @@ class WorkerHandle:
     crashes: deque[float] = field(default_factory=deque)
     last_exit: int | None = None
     last_error: str | None = None
+    last_lines: list[str] = field(default_factory=list)  # its log's tail when it last died
     given_up: bool = False
     restart_at: float | None = None
 
@@ -240,6 +241,13 @@ class Supervisor:
         if handle.link is not None:
             handle.link.abort()
             handle.link = None
+        handle.last_lines = logs.tail(self._log_dir, f"worker-{handle.id}")
+        log.warning(
+            "worker %d exited with code %s; its last log lines:\n%s",
+            handle.id,
+            handle.last_exit,
+            "\n".join(handle.last_lines) or "(none)",
+        )
         handle.crashes.append(now)
         while handle.crashes and now - handle.crashes[0] > CRASH_WINDOW_S:
             handle.crashes.popleft()

@@ -34,8 +34,10 @@ def _max_gap_ms(listener: Listener, since_us: int) -> float:
     return max((b - a) / 1000 for a, b in itertools.pairwise(arrivals))
 
 
-async def test_killed_worker_restarts_and_its_listeners_come_back(start_party, listeners) -> None:
-    async with start_party(workers=2) as party:
+async def test_killed_worker_restarts_and_its_listeners_come_back(
+    start_party, listeners, tmp_path: Path
+) -> None:
+    async with start_party(workers=2, log_dir=str(tmp_path)) as party:
         victim_port = party.status.workers[0]["port"]
         on_victim = [await Listener(worker_url(party, 0)).connect() for _ in range(2)]
         bystander = await Listener(worker_url(party, 1)).connect()
@@ -77,6 +79,9 @@ async def test_killed_worker_restarts_and_its_listeners_come_back(start_party, l
         assert gap < 1500, "the other worker's listener stopped receiving"
         crash_reports = [e for e in events if "stopped unexpectedly" in e]
         assert len(crash_reports) == 1, events  # reported once, not every health tick
+        # Exit code and the worker's last log lines are kept in the log for the host.
+        log_text = (tmp_path / "coordinator.log").read_text()
+        assert "worker 0 exited with code -9; its last log lines:" in log_text
 
 
 async def test_killed_coordinator_takes_its_workers_along(start_party) -> None:
