@@ -217,10 +217,14 @@ class Coordinator:
             except TimeoutError:
                 continue  # e.g. a stream reconnecting (it reports that itself)
             except SourceError as exc:
+                if source is not self.source:
+                    continue  # the old source, closed by a switch: not a failure
                 self.source_failed = True
                 self.report("error", f"{exc} Playing silence until you pick another source.")
                 await self._swap_to_silence()
                 continue
+            if source is not self.source:
+                continue  # switched while this read was in flight: drop the old audio
             now = clock.now_us()
             live = bool(source and source.live)
             target = self.config.live_lead_ms * 1000 if live else START_LEAD_US

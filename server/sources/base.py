@@ -133,4 +133,6 @@ class ThreadFeed:
         return None
 
     def stop(self) -> None:
+        """End the feed; a consumer waiting in get() is woken with the end marker."""
         self._stop.set()
+        self._queue.put_nowait(None)

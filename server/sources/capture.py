@@ -113,7 +113,8 @@ class PortAudioCapture:
             props = " ".join(filter(None, (os.environ.get("PULSE_PROP"), tag)))
             env = (*env, ("PULSE_PROP", props))
         with devices.opening_stream(env):
-            stream = sd.InputStream(
+            # Raw: sounddevice's numpy wrapper sets .shape, deprecated since NumPy 2.5.
+            stream = sd.RawInputStream(
                 device=plan.device,
                 samplerate=SAMPLE_RATE,
                 channels=plan.channels,
@@ -142,10 +143,11 @@ class PortAudioCapture:
                 self._sink.failed(reason)
                 return
 
-    def _callback(self, indata: np.ndarray, frames: int, time: Any, status: Any) -> None:
+    def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
         try:
             captured = _captured_us(time.currentTime - time.inputBufferAdcTime)
-            self._sink.block(self._convert(indata), bool(status.input_overflow), captured)
+            samples = np.frombuffer(indata, dtype="<i2").reshape(frames, -1)
+            self._sink.block(self._convert(samples), bool(status.input_overflow), captured)
         except Exception:  # the audio thread must survive anything; the stall check notices
             log.exception("capture callback failed")
 
@@ -323,6 +325,7 @@ class _Session:
         self._loop = asyncio.get_running_loop()
         self._counts = counts
         self._max = max_blocks
+        self.reading = False  # the coordinator reads: from now on a drop is an overrun
 
     def block(self, pcm: bytes, overflow: bool, captured_us: int) -> None:
         self._call(self._on_block, pcm, overflow, captured_us)
@@ -340,7 +343,7 @@ class _Session:
         self._counts.overflows += overflow
         while self.queue.qsize() >= self._max:
             self.queue.get_nowait()
-            self._counts.dropped += 1
+            self._counts.dropped += self.reading
         self.queue.put_nowait((pcm, captured_us))
         self.first.set()
 
@@ -391,24 +394,28 @@ class CaptureSource(Source):
         plan, note = await self._plan(self.spec)
         if note:
             self.report("warning", note)
-        failures: list[str] = []
-        for candidate in [plan, *await self._alternatives(plan)]:
-            session, why = await self._start(candidate)
-            if session is not None:
-                self._session = session
-                if failures:
-                    self.report("warning", f"{failures[0]} Using {candidate.label} instead.")
+        self._session, why = await self._start(plan)
+        if self._session is not None:
+            return
+        failures = [f"Cannot capture from {plan.label}: {why}."]
+        for candidate in await self._alternatives(plan):
+            self._session, why = await self._start(candidate)
+            if self._session is not None:
+                self.report("warning", f"{failures[0]} Using {candidate.label} instead.")
                 return
             failures.append(f"Cannot capture from {candidate.label}: {why}.")
         self._closed = True
         raise SourceError(" ".join(failures))
 
     async def read(self) -> bytes:
+        """The next chunk, within STALL_S whatever happens.
+
+        After close() it is paced silence, not an error: the coordinator may still be
+        awaiting this source while it switches to another one.
+        """
         while True:
-            if self._closed:
-                raise SourceError("The capture was closed.")
             session = self._session
-            if session is None:
+            if session is None or self._closed:
                 return await self._silence()
             if session.failure:
                 self._fail(session, session.failure)
@@ -421,12 +428,17 @@ class CaptureSource(Source):
                 if session is not self._session:
                     continue
                 if gaps:
+                    session.reading = True
                     self.last_capture_us = None
                     return bytes(round(timeout * SAMPLE_RATE) * FRAME_BYTES)
                 self._fail(session, f"no sound arrived for {self.STALL_S:g} s")
                 continue
             if item is None or session is not self._session:
                 continue
+            if not session.reading:  # a fresh timeline starts now: skip what queued up
+                session.reading = True
+                while not session.queue.empty():
+                    item = session.queue.get_nowait() or item
             pcm, self.last_capture_us = item
             self._silence_due = None
             return pcm
@@ -504,6 +516,7 @@ class CaptureSource(Source):
 
     async def _stop(self, session: _Session) -> None:
         session.closed = True
+        session.queue.put_nowait(None)  # wake a read() waiting on it
         if session.capture is not None:
             with contextlib.suppress(Exception):
                 await in_thread(session.capture.close, self.IO_TIMEOUT_S)
