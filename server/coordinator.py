@@ -29,7 +29,7 @@ from server.supervisor import Supervisor
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
 
 log = logging.getLogger(__name__)
-START_LEAD_US = 300_000  # first chunk after a (re)start plays this far in the future
+START_LEAD_US = 800_000  # first chunk after a (re)start: time for a burst of phones to join
 LIVE_DRIFT_US = 150_000  # re-anchor a live timeline that drifted this far from its target
 STATUS_INTERVAL_S = 0.2
 STALL_CHECK_S = 1.0  # a stalled read is retried so stop/idle/source changes stay responsive

@@ -31,6 +31,7 @@ BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 CRASH_WINDOW_S = 60.0
 MAX_CRASHES_IN_WINDOW = 5
+JOIN_GRACE_S = 10.0
 
 
 @dataclass
@@ -42,7 +43,7 @@ class WorkerHandle:
     ready: bool = False
     listeners: int | None = None
     sessions: int = 0  # client states the worker holds (connected + recently left)
-    pending_joins: int = 0
+    joins: deque[float] = field(default_factory=deque)  # phones sent here, not yet counted
     restarts: int = 0
     crashes: deque[float] = field(default_factory=deque)
     last_exit: int | None = None
@@ -181,9 +182,11 @@ class Supervisor:
                 handle.ready = True
                 handle.listeners = 0
             case "count":
+                arrived = int(msg["n"]) - (handle.listeners or 0)
+                for _ in range(min(arrived, len(handle.joins))):
+                    handle.joins.popleft()
                 handle.listeners = int(msg["n"])
                 handle.sessions = int(msg.get("sessions", 0))
-                handle.pending_joins = 0
             case "error":
                 handle.last_error = str(msg.get("msg"))
         self._settled.set()
@@ -205,8 +208,12 @@ class Supervisor:
         live = self.live()
         if not live:
             return None
-        best = min(live, key=lambda h: ((h.listeners or 0) + h.pending_joins, h.id))
-        best.pending_joins += 1
+        now = time.monotonic()
+        for handle in live:  # a phone that never connected stops counting after a while
+            while handle.joins and now - handle.joins[0] > JOIN_GRACE_S:
+                handle.joins.popleft()
+        best = min(live, key=lambda h: ((h.listeners or 0) + len(h.joins), h.id))
+        best.joins.append(now)
         return best
 
     def send_all(

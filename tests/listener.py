@@ -24,6 +24,8 @@ _CLOCK = RawMonotonicClock()
 class Listener:
     url: str
     keep_audio: bool = True
+    codec: AudioCodec = AudioCodec.PCM
+    buffer_capacity: int = 32_000_000  # bytes of audio the client says it can hold
     chunks: list[tuple[int, bytes]] = field(default_factory=list)
     arrivals: list[int] = field(default_factory=list)  # local receive time (us), same clock
     count: int = 0
@@ -55,10 +57,10 @@ class Listener:
             player_support=ClientHelloPlayerSupport(
                 supported_formats=[
                     SupportedAudioFormat(
-                        codec=AudioCodec.PCM, channels=2, sample_rate=48000, bit_depth=16
+                        codec=self.codec, channels=2, sample_rate=48000, bit_depth=16
                     )
                 ],
-                buffer_capacity=32_000_000,
+                buffer_capacity=self.buffer_capacity,
             ),
         )
         await client.set_unpaired_access(enabled=True)
