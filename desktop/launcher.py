@@ -22,6 +22,11 @@ def has_display() -> bool:
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["--version"], ["-V"]):
+        from desktop.version import app_version
+
+        print(f"Party Stream {app_version()}")
+        return 0
     if args[:1] == ["serve"]:
         from server.cli import main as serve_main
 

@@ -43,7 +43,7 @@ stamp=.venv/.installed-$(cat pyproject.toml | md5sum | cut -c1-12)${1:-}
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   if [ "${1:-}" = "--test" ]; then
-    .venv/bin/pip install -q -e ".[test]"
+    .venv/bin/pip install -q -e ".[test,package]"
   else
     .venv/bin/pip install -q -e .
   fi

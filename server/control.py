@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from server import coordinator, ipc
+from server import ipc
 from server.config import PartyConfig
 from server.sources.base import SourceSpec
 from server.tasks import TaskGroup
@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 SPAWN = multiprocessing.get_context("spawn")
 START_TIMEOUT_S = 45.0
 COMMAND_TIMEOUT_S = 30.0
+
+
+def _run_coordinator(*args: Any) -> None:
+    """Spawn target. The import happens in the child: the GUI never pays for the protocol
+    library (about 1.5 s of imports) just to name what to start."""
+    from server import coordinator
+
+    coordinator.main(*args)
 
 
 class PartyError(RuntimeError):
@@ -124,7 +132,7 @@ class PartyController:
         self._link_server, link_port = await ipc.listen(token, self._on_link)
         self._set_status(PartyStatus(state="starting", name=self.config.name))
         self._process = SPAWN.Process(
-            target=coordinator.main,
+            target=_run_coordinator,
             args=(self.config.to_dict(), source.to_dict(), link_port, token),
             name="partystream-coordinator",
             daemon=False,  # it has children of its own; it exits when our link drops

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from server import ipc, logs, worker
+from server import ipc, logs
 from server.sources.base import Report
 from server.tasks import sleep_or_stop
 
@@ -32,6 +32,13 @@ BACKOFF_MAX_S = 10.0
 CRASH_WINDOW_S = 60.0
 MAX_CRASHES_IN_WINDOW = 5
 JOIN_GRACE_S = 10.0
+
+
+def _run_worker(*args: Any) -> None:
+    """Spawn target; only worker processes import the protocol library's server side."""
+    from server import worker
+
+    worker.main(*args)
 
 
 @dataclass
@@ -126,7 +133,7 @@ class Supervisor:
         handle.ready = False
         handle.listeners = None
         handle.process = SPAWN.Process(
-            target=worker.main,
+            target=_run_worker,
             args=(
                 handle.id,
                 self._host,

@@ -1,0 +1,73 @@
+"""Small dialogs: pick a music file, type a stream URL, About.
+
+All are opened with `open()` (never `exec()`), so the asyncio loop keeps running and the
+party keeps serving while the host browses; results come back through callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from PySide6.QtCore import QStandardPaths, Qt
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
+
+from desktop import icons
+from desktop.version import app_version
+
+AUDIO_FILTER = (
+    "Audio files (*.mp3 *.flac *.wav *.ogg *.oga *.opus *.m4a *.aac *.wma *.aiff *.aif "
+    "*.mka *.webm *.mp4);;All files (*)"
+)
+
+
+def check_url(text: str) -> str | None:
+    """A reason the URL cannot be a stream, or None when it looks playable."""
+    url = urlparse(text.strip())
+    if url.scheme not in ("http", "https") or not url.netloc:
+        return "Enter a full stream address, starting with http:// or https://."
+    return None
+
+
+def open_file(parent: QWidget | None, start_dir: str, done: Callable[[str], None]) -> QFileDialog:
+    if not start_dir or not Path(start_dir).is_dir():
+        start_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MusicLocation)
+    dialog = QFileDialog(parent, "Play a music file", start_dir, AUDIO_FILTER)
+    dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+    dialog.setWindowIcon(icons.app_icon())
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.fileSelected.connect(done)
+    dialog.open()
+    return dialog
+
+
+def open_url(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle("Play a stream")
+    dialog.setWindowIcon(icons.app_icon())
+    dialog.setLabelText("Internet radio or stream address (http:// or https://):")
+    dialog.setInputMode(QInputDialog.InputMode.TextInput)
+    dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+    dialog.setTextValue(current)
+    dialog.resize(480, dialog.sizeHint().height())
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.textValueSelected.connect(done)
+    dialog.open()
+    return dialog
+
+
+def about(parent: QWidget | None, paths_note: str) -> QMessageBox:
+    box = QMessageBox(parent)
+    box.setWindowTitle("About Party Stream")
+    box.setIconPixmap(icons.app_icon().pixmap(64, 64))
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setText(
+        f"<b>Party Stream</b> {app_version()}<br>"
+        "Turn this computer into the host of a silent disco: guests scan the QR code and "
+        "listen in sync on their phones."
+    )
+    box.setInformativeText(paths_note)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box

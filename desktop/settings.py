@@ -1,0 +1,195 @@
+"""The host's choices, kept in a small JSON file so they survive restarts.
+
+A file that cannot be read never stops the app: it is set aside (so nothing is lost) and the
+defaults are used, with a notice saying so. Single bad values fall back one by one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_args
+
+import platformdirs
+
+from server.config import DEFAULT_PORT, MAX_WORKERS, ConfigError, PartyConfig, default_workers
+from server.sources.base import SourceKind, SourceSpec
+
+log = logging.getLogger(__name__)
+
+APP_DIR_NAME = "PartyStream"
+FILE_NAME = "settings.json"
+FORMAT_VERSION = 1
+MAX_NAME_LENGTH = 60
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """Where this user's settings and logs live (temporary folders in tests)."""
+
+    config_dir: Path
+    log_dir: Path
+
+    @classmethod
+    def default(cls) -> AppPaths:
+        return cls(
+            Path(platformdirs.user_config_dir(APP_DIR_NAME, appauthor=False)),
+            Path(platformdirs.user_log_dir(APP_DIR_NAME, appauthor=False)),
+        )
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_dir / FILE_NAME
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: SourceSpec = field(default_factory=lambda: SourceSpec("demo"))
+    port: int = DEFAULT_PORT
+    workers: int = field(default_factory=default_workers)
+    name: str = "Party Stream"
+    start_on_launch: bool = False
+    start_at_login: bool = False
+
+    def party_config(self, log_dir: Path | str | None, **extra: Any) -> PartyConfig:
+        """The PartyConfig for the next start (raises ConfigError when out of range)."""
+        return PartyConfig(
+            name=self.name,
+            port=self.port,
+            workers=self.workers,
+            log_dir=str(log_dir) if log_dir else None,
+            **extra,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"version": FORMAT_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = value.to_dict() if isinstance(value, SourceSpec) else value
+        return data
+
+
+def _source(value: Any) -> SourceSpec:
+    if not isinstance(value, dict) or value.get("kind") not in SOURCE_KINDS:
+        raise ValueError("unknown source")
+    location, device = value.get("location", ""), value.get("device")
+    if not isinstance(location, str) or not (device is None or isinstance(device, str)):
+        raise ValueError("bad source")
+    if value["kind"] in ("file", "url") and not location:
+        raise ValueError("source without a location")
+    return SourceSpec(value["kind"], location, device)
+
+
+def _int_in(low: int, high: int):
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError("out of range")
+        return value
+
+    return check
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("empty name")
+    return value.strip()[:MAX_NAME_LENGTH]
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("not a flag")
+    return value
+
+
+_CHECKS = {
+    "source": _source,
+    "port": _int_in(1024, 65535 - MAX_WORKERS),
+    "workers": _int_in(1, MAX_WORKERS),
+    "name": _name,
+    "start_on_launch": _flag,
+    "start_at_login": _flag,
+}
+
+
+def from_json(data: Any) -> tuple[Settings, list[str]]:
+    """Settings from parsed JSON, and the names of fields that had to fall back."""
+    if not isinstance(data, dict):
+        raise ValueError("settings must be an object")
+    values: dict[str, Any] = {}
+    rejected: list[str] = []
+    for key, check in _CHECKS.items():
+        if key not in data:
+            continue
+        try:
+            values[key] = check(data[key])
+        except ValueError:
+            rejected.append(key)
+    settings = Settings(**values)
+    try:
+        settings.party_config(None)
+    except ConfigError:  # e.g. a port too high for this many workers
+        rejected.append("port")
+        settings = replace(settings, port=DEFAULT_PORT)
+    return settings, rejected
+
+
+class SettingsStore:
+    """Loads and atomically saves Settings at `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> tuple[Settings, str | None]:
+        """The saved settings (defaults when there are none) and a notice for the host."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return Settings(), None
+        except OSError as exc:
+            log.warning("cannot read %s: %s", self.path, exc)
+            return Settings(), f"Your settings could not be read ({exc.strerror}); using defaults."
+        try:
+            settings, rejected = from_json(json.loads(text))
+        except ValueError:  # JSONDecodeError included
+            kept = self._set_aside()
+            log.warning("corrupt settings file %s (kept as %s)", self.path, kept)
+            where = f" The old file was kept as {kept.name}." if kept else ""
+            return Settings(), f"Your settings file was damaged, so defaults are used.{where}"
+        if rejected:
+            log.warning("settings reset to defaults: %s", ", ".join(rejected))
+            return settings, "Some settings were invalid and were reset: " + ", ".join(
+                r.replace("_", " ") for r in rejected
+            ) + "."
+        return settings, None
+
+    def save(self, settings: Settings) -> None:
+        """Write to a temporary file first so a crash never leaves half a file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(settings.to_json(), out, indent=2)
+                out.write("\n")
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _set_aside(self) -> Path | None:
+        target = self.path.with_name("settings.damaged.json")
+        try:
+            os.replace(self.path, target)
+        except OSError:
+            return None
+        return target

@@ -1,0 +1,160 @@
+"""Stand-ins for the party API and the OS, so GUI logic is tested fast and exactly.
+
+FakeParty has PartyController's interface (start/stop/set_source/kill/listeners) but no
+processes; a test decides when it goes live, what it reports and when it fails. The real
+controller is used by the tests that must prove processes come and go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+from desktop.devices import DeviceSnapshot, InputDevice
+
+
+class FakePartyError(RuntimeError):
+    pass
+
+
+@dataclass
+class FakeStatus:
+    state: str = "idle"
+    name: str = ""
+    url: str = ""
+    port: int = 0
+    listeners: int | None = None
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    level: dict[str, float] | None = None
+
+
+class FakeParty:
+    made: ClassVar[list[FakeParty]] = []
+    fail_start: ClassVar[str | None] = None  # the next start raises this message
+    hold_start: ClassVar[bool] = False  # the next start waits for go_live()
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.status = FakeStatus(name=config.name)
+        self.sources: list[Any] = []
+        self.fail_switch: str | None = None
+        self._status_cbs: list[Any] = []
+        self._event_cbs: list[Any] = []
+        self._running = False
+        self._live = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._closed.set()
+        self.stops = 0
+        self.killed = False
+        FakeParty.made.append(self)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def add_status_listener(self, cb: Any) -> None:
+        self._status_cbs.append(cb)
+
+    def add_event_listener(self, cb: Any) -> None:
+        self._event_cbs.append(cb)
+
+    def report(self, **changes: Any) -> None:
+        self.status = replace(self.status, **changes)
+        for cb in self._status_cbs:
+            cb(self.status)
+
+    def event(self, level: str, message: str) -> None:
+        for cb in self._event_cbs:
+            cb(level, message)
+
+    async def start(self, spec: Any) -> FakeStatus:
+        self.sources.append(spec)
+        self._closed.clear()
+        self._running = True
+        self.report(state="starting")
+        if FakeParty.fail_start:
+            message, FakeParty.fail_start = FakeParty.fail_start, None
+            self.event("error", message)
+            self._running = False
+            self._closed.set()
+            raise FakePartyError(message)
+        if not FakeParty.hold_start:
+            self._live.set()
+        await self._live.wait()
+        if not self._running:  # stopped while starting
+            raise FakePartyError("The party stopped while starting.")
+        port = self.config.port
+        self.report(
+            state="live",
+            url=f"http://192.0.2.7:{port}/",
+            port=port,
+            source={"kind": spec.kind, "label": spec.label, "failed": False},
+        )
+        return self.status
+
+    def go_live(self) -> None:
+        self._live.set()
+
+    async def set_source(self, spec: Any) -> None:
+        if self.fail_switch:
+            self.event("error", self.fail_switch)
+            raise FakePartyError(self.fail_switch)
+        self.sources.append(spec)
+        self.report(source={"kind": spec.kind, "label": spec.label, "failed": False})
+
+    async def stop(self, timeout: float = 8.0) -> None:
+        self.stops += 1
+        self._running = False
+        self._live.set()
+        await asyncio.sleep(0)
+        self.report(state="idle")
+        self._closed.set()
+
+    def crash(self, message: str) -> None:
+        self.event("error", message)
+        self.report(state="error", message=message)
+        self._running = False
+        self._closed.set()
+
+    def kill(self) -> None:
+        self.killed = True
+        self._running = False
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+def fake_api() -> SimpleNamespace:
+    FakeParty.made = []
+    FakeParty.fail_start = None
+    FakeParty.hold_start = False
+    return SimpleNamespace(PartyController=FakeParty, PartyError=FakePartyError)
+
+
+class FakeAutostart:
+    def __init__(self, enabled: bool = False) -> None:
+        self.enabled = enabled
+        self.calls: list[bool] = []
+
+    def is_enabled(self) -> bool:
+        return self.enabled
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.calls.append(enabled)
+        self.enabled = enabled
+
+
+SNAPSHOT = DeviceSnapshot(
+    microphones=(InputDevice("Built-in Microphone", True), InputDevice("USB Audio Mic")),
+    system_available=False,
+    system_note="System audio needs PulseAudio or PipeWire; neither answered.",
+)
+
+
+def fake_scan() -> DeviceSnapshot:
+    return SNAPSHOT
