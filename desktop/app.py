@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
     loop.call_soon(lambda: shell.start_up(first_run=first_run, notice=notice))
     log.info(
-        "started in %.0f ms (tray: %s)", (time.monotonic() - launched) * 1000,
+        "started in %.0f ms (tray: %s)",
+        (time.monotonic() - launched) * 1000,
         shell.tray is not None,
     )
     try:

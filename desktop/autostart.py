@@ -58,7 +58,7 @@ def _xdg_exec_quote(arg: str) -> str:
     Two layers: the Exec quoting (backslash before " ` $ \\ inside double quotes), then
     the key file's own string escaping, which doubles every backslash again.
     """
-    if arg and not any(c in arg for c in ' \t\n"\'\\><~|&;$*?#()`%'):
+    if arg and not any(c in arg for c in " \t\n\"'\\><~|&;$*?#()`%"):
         quoted = arg
     else:
         escaped = "".join("\\" + c if c in '"`$\\' else c for c in arg)

@@ -1,8 +1,8 @@
 """Capture devices for the Source menu, looked up off the GUI thread and cached.
 
 Asking the sound system can take a second (pactl, PortAudio), so the menu shows the last
-known list at once and refreshes it in the background. Any failure — including the device
-module not being there — degrades to "no devices" with a reason, never to a crash.
+known list at once and refreshes it in the background. The lookups never raise: a broken
+audio stack shows up as "no devices" with a reason.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from desktop.background import in_thread
+from server.sources import devices
+from server.sources.devices import Device
+from server.tasks import in_daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -21,39 +23,16 @@ REFRESH_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
-class InputDevice:
-    name: str
-    is_default: bool = False
-
-
-@dataclass(frozen=True)
 class DeviceSnapshot:
-    microphones: tuple[InputDevice, ...] = ()
+    microphones: tuple[Device, ...] = ()
     system_available: bool | None = None  # None: not checked yet
     system_note: str = ""
 
 
 def scan() -> DeviceSnapshot:
-    """Blocking: what the sound system offers now (run it in a thread)."""
-    try:
-        from server.sources import devices
-    except Exception as exc:  # missing module or broken audio stack
-        log.warning("device lookup unavailable: %s", exc)
-        return DeviceSnapshot((), False, "Live capture is not available in this build.")
-    mics: tuple[InputDevice, ...] = ()
-    try:
-        mics = tuple(
-            InputDevice(str(d.name), bool(getattr(d, "is_default", False)))
-            for d in devices.list_microphones()
-        )
-    except Exception:
-        log.warning("listing microphones failed", exc_info=True)
-    try:
-        available, note = devices.system_audio_available()
-    except Exception as exc:
-        log.warning("checking system audio failed", exc_info=True)
-        available, note = False, f"System audio is unavailable: {exc}"
-    return DeviceSnapshot(mics, bool(available), str(note))
+    """Blocking: what the sound system offers now (run it in a thread; it never raises)."""
+    available, note = devices.system_audio_available()
+    return DeviceSnapshot(tuple(devices.list_microphones()), available, note)
 
 
 class DeviceCache:
@@ -74,7 +53,7 @@ class DeviceCache:
             return self.snapshot
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(
-                in_thread(self._scan, name="device-scan"), name="device-scan"
+                in_daemon_thread(self._scan, name="device-scan"), name="device-scan"
             )
         snapshot = await asyncio.shield(self._task)
         self.snapshot = snapshot

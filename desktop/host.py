@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.background import in_thread
 from desktop.settings import Settings, SettingsStore
 from server.config import ConfigError
 from server.sources.base import SourceSpec
+from server.tasks import in_daemon_thread
 
 if TYPE_CHECKING:
     from server.control import PartyController, PartyStatus
@@ -37,7 +37,9 @@ PHASES = ("idle", "starting", "live", "stopping", "error")
 async def party_api() -> ModuleType:
     """`server.control`, imported off the GUI thread when the first party starts (the
     protocol library itself is only imported by the party's own processes)."""
-    return await in_thread(importlib.import_module, "server.control", name="load-party-api")
+    return await in_daemon_thread(
+        lambda: importlib.import_module("server.control"), name="load-party-api"
+    )
 
 
 class PartyHost(QObject):
@@ -185,7 +187,9 @@ class PartyHost(QObject):
             return None
         log.info(
             "party live in %.1f s (party API %.1f s, coordinator and workers %.1f s)",
-            time.monotonic() - began, loaded - began, time.monotonic() - loaded,
+            time.monotonic() - began,
+            loaded - began,
+            time.monotonic() - loaded,
         )
         return party
 

@@ -202,8 +202,7 @@ class PartyMenu(QObject):
             action.deleteLater()
         self.mic_actions = []
         entries = [("Default input", "")] + [
-            (d.name + (" (default)" if d.is_default else ""), d.name)
-            for d in snapshot.microphones
+            (d.name + (" (default)" if d.is_default else ""), d.name) for d in snapshot.microphones
         ]
         for text, device in entries:
             action = self._source_action(text, self.mic_menu)

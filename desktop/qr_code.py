@@ -83,7 +83,11 @@ class QrCode(QWidget):
                 while x < len(row) and row[x]:
                     x += 1
                 painter.drawRect(
-                    QRectF(offset_x + start * module, offset_y + y * module,
-                           (x - start) * module, module)
+                    QRectF(
+                        offset_x + start * module,
+                        offset_y + y * module,
+                        (x - start) * module,
+                        module,
+                    )
                 )
         painter.end()

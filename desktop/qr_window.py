@@ -275,8 +275,10 @@ class QrWindow(QWidget):
 
     def _show_message(self, phase: str) -> None:
         icon_state = {"idle": "idle", "starting": "starting", "stopping": "starting"}
-        pixmap_icon = icons.app_icon() if phase == "idle" else icons.state_icon(
-            icon_state.get(phase, "error")
+        pixmap_icon = (
+            icons.app_icon()
+            if phase == "idle"
+            else icons.state_icon(icon_state.get(phase, "error"))
         )
         self.message_icon.setPixmap(pixmap_icon.pixmap(QSize(88, 88), self.devicePixelRatioF()))
         self.busy.setVisible(phase in ("starting", "stopping"))
@@ -285,13 +287,17 @@ class QrWindow(QWidget):
         elif phase == "stopping":
             title, body = "Stopping the party…", "Phones are being disconnected."
         elif phase == "error":
-            title = "The party ran into a problem" if self.host.running else (
-                "The party is not running"
+            title = (
+                "The party ran into a problem"
+                if self.host.running
+                else ("The party is not running")
             )
             problem = self.host.problem or "Something went wrong."
             self.message_body.setProperty("problem", problem)
-            advice = "Stop the party and start it again." if self.host.running else (
-                "Press Start party to try again."
+            advice = (
+                "Stop the party and start it again."
+                if self.host.running
+                else ("Press Start party to try again.")
             )
             body = f"{problem}\n\n{advice}"
         else:

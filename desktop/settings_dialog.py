@@ -67,8 +67,10 @@ class SettingsDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #d32f2f;")
         self.error.hide()
-        self.note = QLabel("The party is running: changes to the name, port and servers "
-                           "apply the next time it starts.")
+        self.note = QLabel(
+            "The party is running: changes to the name, port and servers "
+            "apply the next time it starts."
+        )
         self.note.setWordWrap(True)
         self.note.setEnabled(False)
         self.note.setVisible(running)

@@ -29,6 +29,7 @@ from desktop.settings import AppPaths, Settings
 from desktop.settings_dialog import SettingsDialog
 from desktop.tray import Tray
 from server.sources.base import SourceSpec
+from server.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Shell(QObject):
         self._open_url = open_url
         self.quitting = False
         self.dialog: QWidget | None = None  # the last dialog opened (tests drive it)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskGroup("gui", on_error=self._failed)
 
         self.menu = PartyMenu(host, self.devices, self, spawn=self.spawn)
         tray_ok = tray_available() if use_tray is None else use_tray
@@ -251,19 +252,12 @@ class Shell(QObject):
             self.host.update_settings(replace(self.host.settings, start_at_login=enabled))
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Run a command on the loop; keep a reference and log what it raises."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
+        """Run a command on the loop; keep a reference and report what it raises."""
+        return self._tasks.spawn(name, coro)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("%s failed", task.get_name(), exc_info=exc)
-            self.notify("error", f"Something went wrong: {exc}")
+    def _failed(self, _task: asyncio.Task[Any], exc: BaseException) -> None:
+        self.notify("error", f"Something went wrong: {exc}")
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for commands still running (tests, and the end of main)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self._tasks.wait(timeout)

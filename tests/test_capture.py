@@ -23,8 +23,9 @@ from server import clock
 from server.audio_format import CHUNK_BYTES, SAMPLE_RATE
 from server.sources import devices
 from server.sources.base import SourceError, SourceSpec
-from server.sources.capture import CaptureSource, Converter, WasapiLoopbackCapture, in_thread
+from server.sources.capture import CaptureSource, Converter, WasapiLoopbackCapture
 from server.sources.devices import CapturePlan, PortAudioView, PulseSource, PulseView
+from server.tasks import in_daemon_thread
 from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, tone_sequence, write_wav  # noqa: F401 (fixtures)
 
 TONES = (440.0, 880.0, 1320.0)
@@ -474,12 +475,14 @@ async def test_a_hanging_driver_cannot_hang_open() -> None:
 async def test_in_thread_hands_late_results_to_discard() -> None:
     discarded: list[str] = []
     with pytest.raises(TimeoutError):
-        await in_thread(lambda: time.sleep(0.3) or "late", 0.05, discarded.append)
+        await in_daemon_thread(
+            lambda: time.sleep(0.3) or "late", timeout=0.05, discard=discarded.append
+        )
     await asyncio.sleep(0.5)
     assert discarded == ["late"]
-    assert await in_thread(lambda: 42, 1.0) == 42
+    assert await in_daemon_thread(lambda: 42, timeout=1.0) == 42
     with pytest.raises(ZeroDivisionError):
-        await in_thread(lambda: 1 / 0, 1.0)
+        await in_daemon_thread(lambda: 1 / 0, timeout=1.0)
 
 
 # -- 3. device selection per platform (fake lists) -------------------------------------------

@@ -3,70 +3,27 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.helpers import free_base_port, http_json, pids_alive
+from tests.processes import Running
 
 START_TIMEOUT = 60
+ROOT = Path(__file__).resolve().parent.parent
 
 
-class Serve:
-    """A `python -m server ...` child; a thread collects its output line by line."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "server", "--public-host", "127.0.0.1", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := re.search(pattern, line):
-                    return m
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in output:\n" + self.output())
-
-    def children(self) -> list[int]:
-        try:
-            return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def finish(self, timeout: float = 15) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self._reader.join(5)
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
+def Serve(*args: str) -> Running:
+    """`python -m server ...` as a user starts it."""
+    return Running(
+        [sys.executable, "-u", "-m", "server", "--public-host", "127.0.0.1", *args], cwd=ROOT
+    )
 
 
 def run_serve(*args: str, timeout: float = START_TIMEOUT) -> tuple[int, str]:
@@ -75,7 +32,7 @@ def run_serve(*args: str, timeout: float = START_TIMEOUT) -> tuple[int, str]:
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
     )
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -142,7 +99,7 @@ def test_port_in_use_moves_to_a_free_port_and_says_so() -> None:
 def test_ctrl_c_once_is_graceful_and_leaves_nothing() -> None:
     serve = Serve("--demo", "--workers", "2", "--port", str(free_base_port(3)))
     serve.wait_for(r"Phones open:")
-    children = serve.children()
+    children = serve.descendant_pids()
     assert len(children) >= 3
     t0 = time.monotonic()
     serve.proc.send_signal(signal.SIGINT)
@@ -158,7 +115,7 @@ def test_ctrl_c_once_is_graceful_and_leaves_nothing() -> None:
 def test_ctrl_c_twice_exits_at_once_without_orphans() -> None:
     serve = Serve("--demo", "--workers", "2", "--port", str(free_base_port(3)))
     serve.wait_for(r"Phones open:")
-    children = serve.children()
+    children = serve.descendant_pids()
     serve.proc.send_signal(signal.SIGINT)
     serve.wait_for(r"force quit", timeout=5)
     serve.proc.send_signal(signal.SIGINT)
@@ -170,7 +127,7 @@ def test_ctrl_c_twice_exits_at_once_without_orphans() -> None:
 def test_sigterm_is_graceful() -> None:
     serve = Serve("--demo", "--workers", "1", "--port", str(free_base_port(2)))
     serve.wait_for(r"Phones open:")
-    children = serve.children()
+    children = serve.descendant_pids()
     serve.proc.send_signal(signal.SIGTERM)
     assert serve.finish(timeout=15) == 0
     assert not wait_gone(children, 5)
@@ -179,7 +136,7 @@ def test_sigterm_is_graceful() -> None:
 def test_kill_9_of_the_parent_leaves_no_orphans() -> None:
     serve = Serve("--demo", "--workers", "2", "--port", str(free_base_port(3)))
     serve.wait_for(r"Phones open:")
-    children = serve.children()
+    children = serve.descendant_pids()
     assert len(children) >= 3
     serve.proc.kill()
     serve.finish()

@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ import pytest
 
 from tests.helpers import eventually, free_base_port, http_json, pids_alive
 from tests.listener import Listener
+from tests.processes import Running
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGING = REPO / "packaging"
@@ -520,50 +520,8 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-class Running:
-    """A frozen-app process; a thread collects its output."""
-
-    def __init__(self, exe: Path, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=env, cwd=env["HOME"],
-        )  # fmt: skip
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := re.search(pattern, line):
-                    return m
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {pattern!r} in the frozen app's output:\n{self.output()}")
-
-    def family(self) -> list[int]:
-        try:
-            return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def stop(self, timeout: float = 30) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self._reader.join(5)
+def frozen_process(exe: Path, args: list[str], env: dict[str, str]) -> Running:
+    return Running([str(exe), *args], env=env, cwd=env["HOME"])
 
 
 def frozen_python(app: Frozen, code: str, home: Path) -> dict:
@@ -682,19 +640,19 @@ async def test_frozen_party_streams_audio_and_leaves_no_process(
     frozen: Frozen, tmp_path: Path, stop: signal.Signals
 ) -> None:
     port = free_base_port(3)
-    app = Running(
+    app = frozen_process(
         frozen.exe,
         ["serve", "--demo", "--workers", "2", "--port", str(port), "--public-host", "127.0.0.1"],
         clean_env(tmp_path),
     )
     listeners: list[Listener] = []
     try:
-        url = app.wait_for(r"Phones open: (http://\S+)").group(1)
+        url = app.wait_for(r"Phones open: (http://\S+)", START_TIMEOUT).group(1)
         code, status = await asyncio.to_thread(http_json, url + "api/status")
         assert code == 200 and status["state"] == "live", status
         assert len(status["workers"]) == 2 and all(w["alive"] for w in status["workers"])
         # Coordinator and both workers are this same executable, spawned (nested).
-        family = app.family()
+        family = app.descendant_pids()
         cmdlines = [" ".join(psutil.Process(p).cmdline()) for p in family]
         assert sum("--multiprocessing-fork" in c for c in cmdlines) == 3, cmdlines
         assert all(c.startswith(str(frozen.exe)) for c in cmdlines), cmdlines
@@ -709,12 +667,12 @@ async def test_frozen_party_streams_audio_and_leaves_no_process(
             lambda: (http_json(url + "api/status")[1] or {}).get("listeners") == 2,
             timeout=15, what="both listeners counted",
         )  # fmt: skip
-        family = app.family()
+        family = app.descendant_pids()
     finally:
         for listener in listeners:
             await listener.close()
     app.proc.send_signal(stop)
-    code = await asyncio.to_thread(app.stop, 30)
+    code = await asyncio.to_thread(app.finish, 30)
     if stop == signal.SIGKILL:
         assert code == -signal.SIGKILL
     else:
@@ -739,7 +697,7 @@ def test_frozen_gui_starts_offscreen_and_quits_on_sigterm(frozen: Frozen, tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == f"Party Stream {pyproject_version()}"
 
-    app = Running(frozen.exe, [], env)
+    app = frozen_process(frozen.exe, [], env)
     try:
         # desktop/app.py logs "started in N ms" once the tray/window is up and the loop runs.
         deadline = time.monotonic() + START_TIMEOUT
@@ -753,12 +711,12 @@ def test_frozen_gui_starts_offscreen_and_quits_on_sigterm(frozen: Frozen, tmp_pa
         time.sleep(2)  # let start-up work (first-run window, settings file) settle
         assert app.proc.poll() is None, f"the GUI exited early:\n{app.output()}"
         assert "Traceback" not in app.output(), app.output()
-        family = app.family()
+        family = app.descendant_pids()
     except BaseException:
         app.proc.kill()
         raise
     app.proc.send_signal(signal.SIGTERM)
-    code = app.stop(30)
+    code = app.finish(30)
     assert code == 0, f"exit code {code}:\n{app.output()}"
     assert "Traceback" not in app.output(), app.output()
     deadline = time.monotonic() + 20

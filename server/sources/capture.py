@@ -35,6 +35,7 @@ from server.audio_format import CHUNK_BYTES, CHUNK_FRAMES, FRAME_BYTES, SAMPLE_R
 from server.sources import devices
 from server.sources.base import Report, Source, SourceError, SourceSpec
 from server.sources.devices import CapturePlan
+from server.tasks import in_daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -242,58 +243,6 @@ def open_capture(plan: CapturePlan, sink: BlockSink) -> Capture:
     return PortAudioCapture(plan, sink)
 
 
-async def in_thread[T](
-    fn: Callable[[], T], timeout: float, discard: Callable[[T], None] | None = None
-) -> T:
-    """Run blocking `fn` in a daemon thread, waiting at most `timeout` (TimeoutError).
-
-    A result that comes after we gave up (or were cancelled) is handed to `discard`, so a
-    stream opened too late is closed instead of leaked.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-    lock = threading.Lock()
-    state = {"abandoned": False, "delivered": False}
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        result, error = None, None
-        try:
-            result = fn()
-        except BaseException as exc:
-            error = exc
-        with lock:
-            if state["abandoned"]:
-                if error is None and discard is not None:
-                    with contextlib.suppress(Exception):
-                        discard(result)  # type: ignore[arg-type]
-                return
-            state["delivered"] = True
-        with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=run, name="capture-io", daemon=True).start()
-    try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
-    except BaseException:
-        with lock:
-            delivered = state["delivered"]
-            state["abandoned"] = True
-        if delivered:  # the result is on its way: take it so it can be released
-            with contextlib.suppress(BaseException):
-                result = await asyncio.wait_for(future, 1.0)
-                if discard is not None:
-                    discard(result)
-        raise
-
-
 def _close_quietly(capture: Capture) -> None:
     with contextlib.suppress(Exception):
         capture.close()
@@ -469,7 +418,9 @@ class CaptureSource(Source):
     # -- devices ---------------------------------------------------------------------------
     async def _plan(self, spec: SourceSpec) -> tuple[CapturePlan, str | None]:
         try:
-            return await in_thread(lambda: self._resolve(spec), self.IO_TIMEOUT_S)
+            return await in_daemon_thread(
+                lambda: self._resolve(spec), timeout=self.IO_TIMEOUT_S, name="capture-io"
+            )
         except TimeoutError as exc:
             raise SourceError("The sound system did not answer in time.") from exc
 
@@ -493,8 +444,11 @@ class CaptureSource(Source):
         max_blocks = max(2, round(self.BACKLOG_S / CHUNK_S))
         session = _Session(plan, self._counts, max_blocks)
         try:
-            session.capture = await in_thread(
-                lambda: self._opener(plan, session), self.IO_TIMEOUT_S, discard=_close_quietly
+            session.capture = await in_daemon_thread(
+                lambda: self._opener(plan, session),
+                timeout=self.IO_TIMEOUT_S,
+                discard=_close_quietly,
+                name="capture-io",
             )
         except TimeoutError:
             return None, "the sound system did not answer"
@@ -519,7 +473,9 @@ class CaptureSource(Source):
         session.queue.put_nowait(None)  # wake a read() waiting on it
         if session.capture is not None:
             with contextlib.suppress(Exception):
-                await in_thread(session.capture.close, self.IO_TIMEOUT_S)
+                await in_daemon_thread(
+                    session.capture.close, timeout=self.IO_TIMEOUT_S, name="capture-io"
+                )
 
     # -- failures ----------------------------------------------------------------------------
     def _fail(self, session: _Session, reason: str) -> None:

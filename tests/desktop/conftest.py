@@ -51,8 +51,10 @@ def xsession(tmp_path: Path) -> Iterator[Any]:
     from tests.desktop import xsession as xs
 
     if missing := xs.missing_tools():
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb trayer xdotool "
-                    "x11-utils imagemagick zbar-tools)")
+        pytest.skip(
+            f"needs {', '.join(missing)} (apt-get install xvfb trayer xdotool "
+            "x11-utils imagemagick zbar-tools)"
+        )
     session = xs.start(tmp_path)
     try:
         yield session

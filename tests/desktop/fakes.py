@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from desktop.devices import DeviceSnapshot, InputDevice
+from desktop.devices import DeviceSnapshot
+from server.sources.devices import Device
 
 
 class FakePartyError(RuntimeError):
@@ -150,7 +151,7 @@ class FakeAutostart:
 
 
 SNAPSHOT = DeviceSnapshot(
-    microphones=(InputDevice("Built-in Microphone", True), InputDevice("USB Audio Mic")),
+    microphones=(Device("Built-in Microphone", True), Device("USB Audio Mic")),
     system_available=False,
     system_note="System audio needs PulseAudio or PipeWire; neither answered.",
 )

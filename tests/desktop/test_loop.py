@@ -15,16 +15,16 @@ async def test_desktop_tests_run_inside_qt() -> None:
 async def test_background_work_returns_and_raises() -> None:
     import threading
 
-    from desktop.background import in_thread
+    from server.tasks import in_daemon_thread
 
     def where() -> tuple[str, bool]:
         thread = threading.current_thread()
         return thread.name, thread.daemon
 
-    assert await in_thread(where, name="job") == ("job", True)
+    assert await in_daemon_thread(where, name="job") == ("job", True)
 
     def fails() -> None:
         raise ValueError("no sound server")
 
     with pytest.raises(ValueError, match="no sound server"):
-        await in_thread(fails)
+        await in_daemon_thread(fails)

@@ -327,7 +327,11 @@ async def test_settings_dialog_saves_and_sets_login_item(rig: Rig) -> None:
     save.click()
     assert not dialog.isVisible()
     expected = replace(
-        rig.host.settings, name="Rooftop", port=21500, workers=8, start_on_launch=True,
+        rig.host.settings,
+        name="Rooftop",
+        port=21500,
+        workers=8,
+        start_on_launch=True,
         start_at_login=True,
     )
     assert rig.host.settings == expected and rig.saved() == expected
@@ -412,7 +416,11 @@ async def test_without_a_tray_the_window_is_the_app(
         assert window.source_button.menu() is rig.menu.source_menu
         more = [a.text() for a in window.more_menu.actions() if a.text()]
         assert more == [
-            "Open player in browser", "Settings…", "Open logs", "About Party Stream", "Quit",
+            "Open player in browser",
+            "Settings…",
+            "Open logs",
+            "About Party Stream",
+            "Quit",
         ]
         window.primary.click()
         await eventually(lambda: rig.host.phase == "live", timeout=5, what="live")

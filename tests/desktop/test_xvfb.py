@@ -112,8 +112,10 @@ async def test_tray_start_qr_count_and_quit(xsession: XSession, tmp_path: Path) 
         await asyncio.to_thread(wait_gone, children)
         record(
             "tray-timings",
-            {"launch_to_tray_icon_s": round(tray_s, 2),
-             "start_click_to_qr_on_screen_s": round(shown - clicked, 2)},
+            {
+                "launch_to_tray_icon_s": round(tray_s, 2),
+                "start_click_to_qr_on_screen_s": round(shown - clicked, 2),
+            },
         )
     finally:
         if listener is not None:

@@ -135,8 +135,17 @@ def start(tmp: Path, timeout: float = 15) -> XSession:
     """Xvfb on a free display, then trayer docked at the top right; waits for both."""
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
-         "-nolisten", "tcp", "-noreset"],
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            f"{SCREEN[0]}x{SCREEN[1]}x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=(tmp / "xvfb.log").open("wb"),
@@ -149,18 +158,40 @@ def start(tmp: Path, timeout: float = 15) -> XSession:
         if not number:
             raise RuntimeError(f"Xvfb did not report a display in {timeout}s")
         session.display = f":{number}"
-        _wait(lambda: subprocess.run(["xdpyinfo"], env=session.env, capture_output=True,
-                                     timeout=5).returncode == 0, timeout, "xdpyinfo")
+        _wait(
+            lambda: (
+                subprocess.run(
+                    ["xdpyinfo"], env=session.env, capture_output=True, timeout=5
+                ).returncode
+                == 0
+            ),
+            timeout,
+            "xdpyinfo",
+        )
         trayer = subprocess.Popen(
-            ["trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel",
-             "--width", "120", "--height", "32"],
+            [
+                "trayer",
+                "--edge",
+                "top",
+                "--align",
+                "right",
+                "--widthtype",
+                "pixel",
+                "--width",
+                "120",
+                "--height",
+                "32",
+            ],
             env=session.env,
             stdout=subprocess.DEVNULL,
             stderr=(tmp / "trayer.log").open("wb"),
         )
         session.procs.append(trayer)
-        _wait(lambda: '"panel"' in session.run("xwininfo", "-root", "-tree"), timeout,
-              "trayer's panel")
+        _wait(
+            lambda: '"panel"' in session.run("xwininfo", "-root", "-tree"),
+            timeout,
+            "trayer's panel",
+        )
     except BaseException:
         session.close()
         raise
