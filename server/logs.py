@@ -1,7 +1,8 @@
 """Logging for every process: quiet console, detailed rotating file per process.
 
 The protocol library logs per-client non-compliance warnings for every browser (sendspin-js
-predates encryption); those go to the log file, never to the host's console.
+predates encryption) and per-connection errors; those go to the log file, never to the
+host's console.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ _FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 class _NotProtocolChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith("aiosendspin") or record.levelno >= logging.ERROR
+        # Its errors are per-connection too (e.g. "Writer failed" when a ghost is dropped).
+        return not record.name.startswith("aiosendspin") or record.levelno >= logging.CRITICAL
 
 
 def default_log_dir() -> str:
