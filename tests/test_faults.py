@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
+from tests import netns
 from tests.conftest import front_url, worker_url
 from tests.helpers import eventually, get_json, pids_alive
 from tests.listener import Listener
@@ -125,6 +127,39 @@ async def test_frozen_listener_is_dropped_and_memory_returns(start_party, listen
         growth_mb = (worker.memory_info().rss - baseline) / 1e6
         print(f"\nghost dropped after {drop_s:.1f} s; worker RSS growth {growth_mb:.1f} MB")
         assert growth_mb < 30
+
+
+@pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
+async def test_phone_that_loses_its_network_is_dropped(start_party, listeners) -> None:
+    async with start_party(workers=1) as party:
+        steady = await Listener(worker_url(party, 0), keep_audio=False).connect()
+        listeners.append(steady)
+        port = party.status.workers[0]["port"]
+        with netns.phone_host() as phone:
+            child = subprocess.Popen(
+                phone.command(
+                    sys.executable, "-m", "tests.listener_proc",
+                    f"ws://{netns.HOST_IP}:{port}/sendspin",
+                ),
+                cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                assert child.stdout is not None
+                line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 30)
+                assert line.strip() == "receiving"
+                await eventually(lambda: party.status.listeners == 2, what="2 listeners")
+                phone.cut()  # Wi-Fi gone: no FIN, no RST, no more ACKs
+                t0 = time.monotonic()
+                await eventually(
+                    lambda: party.status.listeners == 1, timeout=60, what="vanished phone dropped"
+                )
+                drop_s = time.monotonic() - t0
+            finally:
+                child.kill()
+                child.wait(5)
+        print(f"\nphone without network dropped after {drop_s:.1f} s")
+        assert drop_s < 25  # TCP_USER_TIMEOUT / stalled-send watch (10 s), not the 45 s heartbeat
+        await steady.wait_chunks(steady.count + 20)
 
 
 async def test_connect_disconnect_churn_does_not_leak(start_party) -> None:
