@@ -41,11 +41,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(cat pyproject.toml | md5sum | cut -c1-12)${1:-}
 if [ ! -f "$stamp" ]; then
-  .venv/bin/pip install -q --upgrade pip
-  if [ "${1:-}" = "--test" ]; then
-    .venv/bin/pip install -q -e ".[test,package]"
-  else
-    .venv/bin/pip install -q -e .
+  extras=""; [ "${1:-}" = "--test" ] && extras="[test,package]"
+  echo "Installing Party Stream into .venv (first run only)..."
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e ".$extras"; } \
+      > .venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    exit 1
   fi
   touch "$stamp"
 fi

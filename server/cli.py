@@ -76,6 +76,7 @@ class Console:
         self.out = stream
         self.tty = stream.isatty()
         self._last = ""
+        self._live = False  # no status lines before the banner
 
     def banner(self, status: PartyStatus) -> None:
         qr = segno.make(status.url, error="m")
@@ -84,9 +85,10 @@ class Console:
             qr.terminal(out=self.out, compact=True)
         print(f"Phones open: {status.url}", file=self.out)
         print("Press Ctrl+C to stop.\n", file=self.out, flush=True)
+        self._live = True
 
     def status_line(self, status: PartyStatus) -> None:
-        if status.state != "live":
+        if status.state != "live" or not self._live:
             return
         count = "…" if status.listeners is None else str(status.listeners)
         alive = sum(1 for w in status.workers if w.get("alive"))
