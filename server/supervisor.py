@@ -101,7 +101,6 @@ class Supervisor:
         self._link_server: asyncio.Server | None = None
         self._link_port = 0
         self._settled = asyncio.Event()
-        self._stopping = False
 
     # -- startup ---------------------------------------------------------------------------
     async def start(self) -> int:
@@ -281,7 +280,6 @@ class Supervisor:
     # -- shutdown --------------------------------------------------------------------------
     async def stop(self, timeout: float = 3.0) -> None:
         """Ask politely, then terminate, then kill; never leave a process behind."""
-        self._stopping = True
         self.send_all({"t": "stop"})
         procs = [h.process for h in self.workers if h.process is not None]
         await _wait_exit(procs, timeout)

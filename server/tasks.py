@@ -80,16 +80,6 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
-def fan_out_failures(results: Iterable[object], what: str) -> int:
-    """Log every exception from a gather(return_exceptions=True); return how many failed."""
-    failed = 0
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            failed += 1
-            log.error("%s failed: %s", what, result, exc_info=result)
-    return failed
-
-
 async def in_daemon_thread[T](
     fn: Callable[[], T],
     *,

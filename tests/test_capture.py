@@ -293,6 +293,12 @@ def fast(source: CaptureSource) -> CaptureSource:
     return source
 
 
+def usb_mic(system: FakeSystem, events: Events) -> CaptureSource:
+    """A fast-timing capture of "USB Mic" on the fake sound system."""
+    spec = SourceSpec("mic", device="USB Mic")
+    return fast(CaptureSource(spec, events, resolve=system.resolve, opener=system.open))
+
+
 def level(pcm: bytes) -> int:
     return int(np.abs(np.frombuffer(pcm, dtype="<i2")).max())
 
@@ -300,8 +306,7 @@ def level(pcm: bytes) -> int:
 async def test_stream_error_falls_back_to_the_default_microphone() -> None:
     system = FakeSystem(**{"USB Mic": 1000, "Built-in Mic": 2000})
     events = Events()
-    source = fast(CaptureSource(SourceSpec("mic", device="USB Mic"), events,
-                                resolve=system.resolve, opener=system.open))  # fmt: skip
+    source = usb_mic(system, events)
     await source.open()
     try:
         assert level((await timed_read(source))[0]) == 1000
@@ -365,8 +370,7 @@ async def test_a_microphone_that_cannot_open_falls_back_at_once() -> None:
     system = FakeSystem(**{"USB Mic": 1000, "Built-in Mic": 2000})
     system.broken.add("USB Mic")
     events = Events()
-    source = fast(CaptureSource(SourceSpec("mic", device="USB Mic"), events,
-                                resolve=system.resolve, opener=system.open))  # fmt: skip
+    source = usb_mic(system, events)
     await source.open()
     try:
         assert level((await timed_read(source))[0]) == 2000

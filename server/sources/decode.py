@@ -84,13 +84,12 @@ class FileSource(Source):
         super().__init__(spec, report)
         self._feed: ThreadFeed | None = None
         self._path = os.path.expanduser(spec.location)
-        self.description = ""
 
     async def open(self) -> None:
         path = self._path
         if not await asyncio.to_thread(os.path.exists, path):
             raise SourceError(f"File not found: {self.spec.location}")
-        self.description = await asyncio.to_thread(probe, path)
+        await asyncio.to_thread(probe, path)
         self._feed = ThreadFeed(lambda stop: self._loop_forever(path, stop), FEED_DEPTH)
 
     def _loop_forever(self, path: str, stop: threading.Event) -> Iterator[bytes]:

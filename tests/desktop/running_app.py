@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers import http_json, pids_alive
+from tests.helpers import free_base_port, http_json, pids_alive
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90
@@ -92,6 +92,15 @@ class AppProcess:
                 break
             time.sleep(0.1)
         raise AssertionError(f"the party did not go live:\n{self.output()}")
+
+    def launch_live_party(self) -> list[int]:
+        """Launch with "start party on launch" (one worker, a free port); wait until phones
+        could join; return the app's child processes."""
+        port = free_base_port(2)
+        self.write_settings(port=port, workers=1, start_on_launch=True)
+        self.launch()
+        self.wait_live(port)
+        return self.descendants()
 
     def descendants(self) -> list[int]:
         assert self.proc is not None

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.desktop.running_app import AppProcess, wait_gone
-from tests.helpers import free_base_port
 
 
 @pytest.fixture
@@ -44,11 +43,7 @@ def test_damaged_settings_second_launch_and_sigterm(app: AppProcess) -> None:
 
 
 def test_ctrl_c_stops_the_party_gracefully(app: AppProcess) -> None:
-    port = free_base_port(2)
-    app.write_settings(port=port, workers=1, start_on_launch=True)
-    app.launch()
-    app.wait_live(port)
-    children = app.descendants()
+    children = app.launch_live_party()
     assert children
     assert app.proc is not None
     app.proc.send_signal(signal.SIGINT)
@@ -57,11 +52,7 @@ def test_ctrl_c_stops_the_party_gracefully(app: AppProcess) -> None:
 
 
 def test_second_ctrl_c_quits_at_once(app: AppProcess) -> None:
-    port = free_base_port(2)
-    app.write_settings(port=port, workers=1, start_on_launch=True)
-    app.launch()
-    app.wait_live(port)
-    children = app.descendants()
+    children = app.launch_live_party()
     assert app.proc is not None
     app.proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
