@@ -6,6 +6,8 @@ root or control the party (that lives on the loopback control link only).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import io
 from collections.abc import Awaitable, Callable
@@ -79,6 +81,12 @@ def make_app(status: StatusFn, join: JoinFn) -> web.Application:
         # aiohttp's static route normalises the path and refuses anything outside `static/`.
         app.router.add_static("/static/", root / "static", follow_symlinks=False)
     return app
+
+
+async def close(runner: web.AppRunner, timeout: float = 2.0) -> None:
+    """Stop serving, bounded: a stuck connection never holds up shutdown."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(runner.cleanup(), timeout)
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
