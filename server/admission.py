@@ -39,6 +39,7 @@ SERVED_BIT_DEPTHS = frozenset({16, 24})
 MAX_CHANNELS = 2
 # Bounds on what a hello may make us keep or send to others.
 MAX_HELLO_BYTES = 16 * 1024  # a browser's hello is about 700 bytes
+MAX_FRAME_BYTES = 64 * 1024  # any frame from a client (the library's aiohttp default: 4 MiB)
 MAX_NAME_CHARS = 64
 MAX_TEXT_CHARS = 256  # device info (a browser's user agent) and every other string
 MAX_ID_CHARS = 128
@@ -142,6 +143,13 @@ def is_listening(client: Any) -> bool:
 
 class PartyConnection(SendspinConnection):
     """The library's connection with the party's admission rules (see the module doc)."""
+
+    def __init__(self, server: SendspinServer, **kwargs: Any) -> None:
+        super().__init__(server, **kwargs)
+        if self._wsock_server is not None:  # not prepared yet: same socket, smaller frames
+            self._wsock_server = web.WebSocketResponse(
+                heartbeat=30, compress=False, max_msg_size=MAX_FRAME_BYTES
+            )
 
     def peer(self) -> str:
         request = self._request

@@ -12,6 +12,7 @@ not be able to take its event loop.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import ipaddress
@@ -261,6 +262,7 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     taken. Every party process serves exactly one app, so this is also where the process
     raises its open-files limit and sizes its connection budget from it."""
     budget = limits.connection_budget(limits.raise_open_files())
+    limits.quiet_accept_errors(asyncio.get_running_loop())
     runner = web.AppRunner(
         app, access_log=None, handler_cancellation=True, **limits.runner_options()
     )
@@ -272,7 +274,7 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
         port, budget, limits.MAX_PER_ADDRESS, limits.KEEPALIVE_S,
     )  # fmt: skip
     try:
-        await web.TCPSite(runner, host, port, backlog=512).start()
+        await web.TCPSite(runner, host, port, backlog=limits.BACKLOG).start()
     except OSError:
         await runner.cleanup()
         raise
