@@ -55,9 +55,9 @@ class StatusSnapshot:
         self.value: dict[str, Any] = {}
         self.body = b"{}"
 
-    def refresh(self) -> None:
+    def refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if now - self._at >= self._max_age_s:
+        if force or now - self._at >= self._max_age_s:
             self._at = now
             self.value = self._status()
             self.body = json.dumps(self.value, separators=(",", ":")).encode()
@@ -176,6 +176,21 @@ def _closing(response: web.Response) -> web.Response:
     return response
 
 
+def _origin_ok(request: web.Request, snapshot: StatusSnapshot, origins: LocalOrigins) -> bool:
+    """Whether a WebSocket upgrade comes from the party's own page (or a native client)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    own_port = sock[1] if isinstance(sock, tuple) and len(sock) > 1 else None
+    snapshot.refresh()
+    if origins.allowed(origin, *_party_ports(snapshot.value, own_port)):
+        return True
+    snapshot.refresh(force=True)  # the party's ports may have only just arrived
+    if origins.allowed(origin, *_party_ports(snapshot.value, own_port)):
+        return True
+    log.info("refused a WebSocket from %s: origin %.100r", request.remote, origin)
+    return False
+
+
 def _hardening(snapshot: StatusSnapshot, origins: LocalOrigins) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -184,17 +199,10 @@ def _hardening(snapshot: StatusSnapshot, origins: LocalOrigins) -> Any:
             return _closing(web.Response(status=code, text="No request bodies here.\n"))
         if request.method not in {"GET", "HEAD", "OPTIONS"}:
             raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
-        if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
-            snapshot.refresh()
-            own_port = request.url.port
-            sock = request.transport.get_extra_info("sockname") if request.transport else None
-            if isinstance(sock, tuple) and len(sock) > 1:
-                own_port = sock[1]
-            ports, hosts = _party_ports(snapshot.value, own_port)
-            origin = request.headers.get(hdrs.ORIGIN)
-            if not origins.allowed(origin, ports, hosts):
-                log.info("refused a WebSocket from %s: origin %.100r", request.remote, origin)
-                return _closing(web.Response(status=403, text="Not from this party's page.\n"))
+        if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" and not _origin_ok(
+            request, snapshot, origins
+        ):
+            return _closing(web.Response(status=403, text="Not from this party's page.\n"))
         response = await handler(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
