@@ -121,13 +121,43 @@ class RawPlayer:
 # -- floods (run in their own process) ---------------------------------------------------
 
 
+async def slowloris(port: int, addr: str, count: int, until: float) -> dict[str, Any]:
+    """`count` requests whose headers never end (one more line a second); how long the
+    server took to hang up on each (or that it did not before `until`)."""
+    t0 = time.monotonic()
+
+    async def one() -> float | None:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(addr, 0))
+        except OSError:
+            return None
+        try:
+            writer.write(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+            while time.monotonic() < until:
+                with contextlib.suppress(TimeoutError):
+                    if not await asyncio.wait_for(reader.read(4096), 1.0):
+                        return time.monotonic() - t0  # the server hung up
+                writer.write(b"X-Slow: 1\r\n")
+            return None
+        except OSError:
+            return time.monotonic() - t0
+        finally:
+            writer.transport.abort()
+
+    closed = await asyncio.gather(*(one() for _ in range(count)))
+    done = [c for c in closed if c is not None]
+    return {"slow_closed": len(done), "slow_last_close_s": round(max(done, default=0.0), 1)}
+
+
 async def idle_flood(port: int, per_address: int, addresses: int, hold_s: float,
-                     close_within_s: float) -> dict[str, Any]:  # fmt: skip
-    """Open `per_address` idle TCP connections from each of `addresses` addresses; hold them
-    `hold_s`; then wait up to `close_within_s` for the server to hang up on the rest."""
+                     close_within_s: float, slow: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Open `per_address` idle TCP connections from each of `addresses` addresses (and `slow`
+    slowloris requests from one more); hold them `hold_s`; then wait up to `close_within_s`
+    for the server to hang up on the rest."""
     outcome: Counter[str] = Counter()
     closed_after: list[float] = []
     t0 = time.monotonic()
+    slow_task = asyncio.create_task(slowloris(port, address(addresses), slow, t0 + close_within_s))
     readers: list[asyncio.StreamReader] = []
     writers: list[asyncio.StreamWriter] = []
 
@@ -165,7 +195,11 @@ async def idle_flood(port: int, per_address: int, addresses: int, hold_s: float,
         w.cancel()
     for writer in writers:
         writer.transport.abort()
-    return {**outcome, "last_close_s": round(max(closed_after, default=0.0), 1)}
+    return {
+        **outcome,
+        "last_close_s": round(max(closed_after, default=0.0), 1),
+        **await slow_task,
+    }
 
 
 async def status_burst(url: str, total: int, addresses: int) -> dict[str, Any]:
@@ -206,6 +240,7 @@ def main() -> None:
     flood.add_argument("--addresses", type=int, default=40)
     flood.add_argument("--hold-s", type=float, default=5.0)
     flood.add_argument("--close-within-s", type=float, default=30.0)
+    flood.add_argument("--slowloris", type=int, default=0)
     burst = sub.add_parser("status-burst")
     burst.add_argument("url")
     burst.add_argument("--total", type=int, default=1000)
@@ -213,8 +248,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.attack == "idle-flood":
         coro = idle_flood(
-            args.port, args.per_address, args.addresses, args.hold_s, args.close_within_s
-        )
+            args.port, args.per_address, args.addresses, args.hold_s, args.close_within_s,
+            args.slowloris,
+        )  # fmt: skip
     else:
         coro = status_burst(args.url, args.total, args.addresses)
     print(json.dumps(asyncio.run(coro)), flush=True)

@@ -177,11 +177,12 @@ async def test_idle_connection_flood_under_1024_open_files(listeners, tmp_path: 
         assert worker.rlimit(psutil.RLIMIT_NOFILE) == (1024, 1024)
         rss0, lines0, mark = worker.memory_info().rss, log_lines(tmp_path), on_victim.arrivals[-1]
 
-        # 36 addresses x 31 idle connections = 1116, each address under its own cap.
+        # 36 addresses x 31 idle connections = 1116, each address under its own cap, and 20
+        # requests whose headers never end.
         flood = asyncio.create_task(
             asyncio.to_thread(
                 run_attack, "idle-flood", str(ports[0]), "--per-address", "31",
-                "--addresses", "36", "--hold-s", "4", "--close-within-s", "24",
+                "--addresses", "36", "--hold-s", "4", "--close-within-s", "24", "--slowloris", "20",
             )
         )  # fmt: skip
         fds0 = worker.num_fds()  # cheap to read, unlike the connection table
@@ -207,6 +208,8 @@ async def test_idle_connection_flood_under_1024_open_files(listeners, tmp_path: 
         # are open: with SYN cookies the kernel answers connects it never queues; they cost
         # the party nothing.)
         assert result["closed_by_server"] >= 800
+        assert result["slow_closed"] == 20, "slowloris requests were never timed out"
+        assert result["slow_last_close_s"] < 20
         assert held and max(held[-3:]) <= 2, f"worker descriptors above baseline: {held}"
         assert most_fds < 1024
         assert gap < MAX_GAP_MS
