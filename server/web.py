@@ -42,7 +42,8 @@ STATUS_MAX_AGE_S = 0.5  # the page polls every few seconds; the count changes sl
 API_RATE_PER_S = 5.0  # sustained API calls per client address (a page makes one per poll)
 API_BURST = 20  # ...with this many at once (a page loading, a few phones behind one NAT)
 RATE_TRACKED = 4096  # addresses remembered (bounded: a spoofing LAN could invent many)
-ADDRESSES_REFRESH_S = 30.0  # re-read this machine's addresses at most this often
+ADDRESSES_REFRESH_S = 30.0  # re-read this machine's addresses this often
+ADDRESSES_MISS_REFRESH_S = 2.0  # ...or this often while origins do not match them
 
 
 class StatusSnapshot:
@@ -104,10 +105,10 @@ class LocalOrigins:
         self._hosts: set[str] = set()
         self._read_at = -ADDRESSES_REFRESH_S
 
-    def _refresh(self) -> None:
+    def _hosts_read_within(self, max_age_s: float) -> set[str]:
         now = time.monotonic()
-        if now - self._read_at < ADDRESSES_REFRESH_S:
-            return
+        if now - self._read_at < max_age_s:
+            return self._hosts
         self._read_at = now
         hosts = {"localhost", "127.0.0.1", "::1"}
         name = socket.gethostname().lower()
@@ -120,6 +121,7 @@ class LocalOrigins:
         except (OSError, ValueError):
             pass
         self._hosts = hosts
+        return hosts
 
     def allowed(self, origin: str | None, ports: set[int], extra_hosts: set[str]) -> bool:
         if origin is None:
@@ -131,12 +133,10 @@ class LocalOrigins:
             return False
         if url.scheme not in ("http", "https") or port not in ports:
             return False
-        if host in extra_hosts:
+        if host in extra_hosts or host in self._hosts_read_within(ADDRESSES_REFRESH_S):
             return True
-        self._refresh()
-        if host not in self._hosts:
-            self._read_at = -ADDRESSES_REFRESH_S  # the address may be new (DHCP): next time
-        return host in self._hosts
+        # A new address (DHCP, another network)? Re-read, but not for every stranger.
+        return host in self._hosts_read_within(ADDRESSES_MISS_REFRESH_S)
 
 
 def _party_ports(status: dict[str, Any], own_port: int | None) -> tuple[set[int], set[str]]:
