@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import resource
 import sys
 import time
 from collections import Counter
@@ -230,6 +229,8 @@ async def status_burst(url: str, total: int, addresses: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    import resource  # POSIX only, like the attacks' 127/8 source addresses
+
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the attacker needs many
     parser = argparse.ArgumentParser()

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.attacks import RawPlayer, absurd_hello, address
 from tests.conftest import front_url, worker_url
@@ -22,6 +22,9 @@ from tests.helpers import eventually, free_base_port, get_json
 from tests.listener import Listener
 from tests.processes import Running
 
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="attackers use 127.0.x.y source addresses (Linux only)"
+)
 ROOT = Path(__file__).resolve().parent.parent
 MAX_GAP_MS = 500
 MAX_RSS_GROWTH_MB = 30
@@ -155,6 +158,8 @@ def serve_with_open_files(limit: int, log_dir: Path) -> Running:
     (soft and hard) is `limit`: 1024 is the common desktop default."""
 
     def lower_limit() -> None:
+        import resource  # POSIX only
+
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     port = free_base_port(3)
