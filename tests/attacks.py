@@ -47,6 +47,9 @@ def absurd_hello(
     }
 
 
+FLOOD_WAVE = 64  # connections opened together (half the party's listen backlog)
+FLOOD_WAVE_PAUSE_S = 0.05
+
 PLAYER_STATE = {
     "type": "client/state",
     "payload": {"player": {"state": "synchronized", "volume": 100, "muted": False}},
@@ -171,7 +174,12 @@ async def idle_flood(port: int, per_address: int, addresses: int, hold_s: float,
         readers.append(reader)
         writers.append(writer)
 
-    await asyncio.gather(*(one(address(a)) for a in range(addresses) for _ in range(per_address)))
+    # In waves: all at once would overflow the kernel's accept queue, and connections the
+    # kernel drops (or answers with a SYN cookie) never reach the party at all.
+    targets = [address(a) for _ in range(per_address) for a in range(addresses)]
+    for start in range(0, len(targets), FLOOD_WAVE):
+        await asyncio.gather(*(one(addr) for addr in targets[start : start + FLOOD_WAVE]))
+        await asyncio.sleep(FLOOD_WAVE_PAUSE_S)
     outcome["connected"] = len(readers)
 
     async def watch(reader: asyncio.StreamReader) -> None:

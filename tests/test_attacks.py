@@ -10,7 +10,6 @@ import itertools
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -182,6 +181,7 @@ async def test_idle_connection_flood_under_1024_open_files(listeners, tmp_path: 
         assert worker.rlimit(psutil.RLIMIT_NOFILE) == (1024, 1024)
         rss0, lines0, mark = worker.memory_info().rss, log_lines(tmp_path), on_victim.arrivals[-1]
 
+        fds0 = worker.num_fds()  # cheap to read, unlike the connection table
         # 36 addresses x 31 idle connections = 1116, each address under its own cap, and 20
         # requests whose headers never end.
         flood = asyncio.create_task(
@@ -190,13 +190,9 @@ async def test_idle_connection_flood_under_1024_open_files(listeners, tmp_path: 
                 "--addresses", "36", "--hold-s", "4", "--close-within-s", "24", "--slowloris", "20",
             )
         )  # fmt: skip
-        fds0 = worker.num_fds()  # cheap to read, unlike the connection table
-        most_fds, t0, held = fds0, time.monotonic(), []
+        most_fds = fds0
         while not flood.done():
-            fds = worker.num_fds()
-            most_fds = max(most_fds, fds)
-            if time.monotonic() - t0 > 20:  # past the idle timeout (15 s) with some slack
-                held.append(fds - fds0)
+            most_fds = max(most_fds, worker.num_fds())
             await asyncio.sleep(0.2)
         result = flood.result()
         gap = max_gap_ms(on_victim, mark)
@@ -209,14 +205,14 @@ async def test_idle_connection_flood_under_1024_open_files(listeners, tmp_path: 
         )
         assert result["connected"] + result.get("connect_failed", 0) == 1116
         assert result.get("refused_503", 0) > 0, "the per-worker cap never refused anything"
-        # Idle connections are timed out by the server. (The attacker may still think a few
-        # are open: with SYN cookies the kernel answers connects it never queues; they cost
-        # the party nothing.)
-        assert result["closed_by_server"] >= 800
+        assert most_fds < 1024
+        # Every connection was either refused at once or timed out by the server (the
+        # attacker saw the server hang up, not its own close), slowloris ones included.
+        assert result["refused_503"] + result["closed_by_server"] == 1116, result
+        assert result["still_open"] == 0 and result["last_close_s"] < 20
         assert result["slow_closed"] == 20, "slowloris requests were never timed out"
         assert result["slow_last_close_s"] < 20
-        assert held and max(held[-3:]) <= 2, f"worker descriptors above baseline: {held}"
-        assert most_fds < 1024
+        await eventually(lambda: worker.num_fds() <= fds0 + 2, timeout=5, what="fds returned")
         assert gap < MAX_GAP_MS
         assert growth_mb < MAX_RSS_GROWTH_MB
         assert lines <= MAX_LOG_LINES_PER_ATTACK
