@@ -94,11 +94,14 @@ class LocalOrigins:
     """Which `Origin` a WebSocket may come from: the party's own pages.
 
     The page is served by the front door and by every worker, to phones that reach this
-    machine by any of its addresses (or by name). So an origin is ours when its host is one
-    of this machine's addresses or names and its port is one of the party's ports. Any other
-    origin is a web page elsewhere trying to use the guest's browser against the party.
-    Native Sendspin clients send no `Origin` at all and are allowed: the check is about
-    browsers, which always send one on a WebSocket.
+    machine by any of its addresses or by a name. So an origin is ours when its port is one
+    of the party's ports and its host is one of this machine's addresses or names, the QR
+    code's host, or the host the request itself was sent to (a name we cannot know, e.g.
+    the router's DNS name for this machine). A page on any other site has its own origin and
+    is refused: that is the attack (a guest's browser used against the party). Left open:
+    DNS rebinding from a page served on a party port, which gains one listener slot, bounded
+    like any other. Native Sendspin clients send no `Origin` and are allowed: browsers always
+    send one on a WebSocket.
     """
 
     def __init__(self) -> None:
@@ -181,11 +184,20 @@ def _origin_ok(request: web.Request, snapshot: StatusSnapshot, origins: LocalOri
     origin = request.headers.get(hdrs.ORIGIN)
     sock = request.transport.get_extra_info("sockname") if request.transport else None
     own_port = sock[1] if isinstance(sock, tuple) and len(sock) > 1 else None
+    try:
+        requested = {urlsplit(f"//{request.host}").hostname or ""}
+    except ValueError:
+        requested = set()
+
+    def allowed() -> bool:
+        ports, hosts = _party_ports(snapshot.value, own_port)
+        return origins.allowed(origin, ports, hosts | requested)
+
     snapshot.refresh()
-    if origins.allowed(origin, *_party_ports(snapshot.value, own_port)):
+    if allowed():
         return True
     snapshot.refresh(force=True)  # the party's ports may have only just arrived
-    if origins.allowed(origin, *_party_ports(snapshot.value, own_port)):
+    if allowed():
         return True
     log.info("refused a WebSocket from %s: origin %.100r", request.remote, origin)
     return False
