@@ -10,7 +10,8 @@ import logging
 import pytest
 
 from server import admission, limits, logs
-from server.web import LocalOrigins, RateLimit
+from server.origins import LocalOrigins
+from server.web import RateLimit
 from tests.attacks import absurd_hello
 
 SANE = {"codec": "flac", "sample_rate": 44100, "channels": 2, "bit_depth": 24}
