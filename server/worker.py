@@ -30,7 +30,7 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import clock, debughooks, ipc, logs, winloop
+from server import clock, ipc, logs, winloop
 from server import web as party_web
 from server.admission import PartyServer
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
@@ -197,7 +197,6 @@ class Worker:
 
     async def run(self, link_port: int, token: str) -> int:
         winloop.install(asyncio.get_running_loop())
-        debughooks.install(asyncio.get_running_loop())  # off unless tests turn it on
         self._link = await ipc.connect(link_port, token, role="worker", id=self.worker_id)
         loop = asyncio.get_running_loop()
         self._server = PartyServer(
