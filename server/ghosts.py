@@ -40,7 +40,6 @@ class GhostWatch:
     def __init__(self, stall_s: float = STALL_S) -> None:
         self.stall_s = stall_s
         self._since: dict[asyncio.WriteTransport, float] = {}
-        self.dropped = 0
 
     def track(self, transport: asyncio.WriteTransport) -> None:
         tune_socket(transport, self.stall_s)
@@ -61,7 +60,6 @@ class GhostWatch:
             elif now - since > self.stall_s:
                 peer = transport.get_extra_info("peername")
                 log.info("dropping listener %s: nothing drained for %.0fs", peer, now - since)
-                self.dropped += 1
                 self.untrack(transport)
                 transport.abort()
 

@@ -103,14 +103,12 @@ class ConnectionGate:
         self.per_address = per_address
         self.by_address: Counter[str] = Counter()
         self.open = 0
-        self.refused = 0
 
     def admit(self, address: str) -> bool:
         per_address_full = (
             self.by_address[address] >= self.per_address and address not in HOST_ITSELF
         )
         if self.open >= self.total or per_address_full:
-            self.refused += 1
             log.warning(
                 "refusing a connection from %s: %d open (%d from it); caps %d / %d per address",
                 address, self.open, self.by_address[address], self.total, self.per_address,

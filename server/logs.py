@@ -46,7 +46,6 @@ class Throttle(logging.Filter):
         self.window_s = window_s
         self.burst = burst
         self._seen: dict[tuple[str, int, int], list[float]] = {}  # [window start, passed, held]
-        self.suppressed = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.pathname, record.lineno, record.levelno)
@@ -64,7 +63,6 @@ class Throttle(logging.Filter):
             entry[1] += 1
             return True
         entry[2] += 1
-        self.suppressed += 1
         return False
 
 

@@ -13,6 +13,7 @@ not be able to take its event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import json
@@ -67,7 +68,6 @@ class RateLimit:
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, at)
-        self.limited = 0
 
     def allow(self, address: str) -> bool:
         if address in limits.HOST_ITSELF:
@@ -79,7 +79,6 @@ class RateLimit:
             self._buckets.clear()  # rare; forgetting only makes the limit kinder
         if tokens < 1.0:
             self._buckets[address] = (tokens, now)
-            self.limited += 1
             log.info("rate-limited API calls from %s", address)
             return False
         self._buckets[address] = (tokens - 1.0, now)
@@ -204,6 +203,12 @@ def make_app(status: StatusFn, join: JoinFn) -> web.Application:
         # aiohttp's static route normalises the path and refuses anything outside `static/`.
         app.router.add_static("/static/", root / "static", follow_symlinks=False)
     return app
+
+
+async def close(runner: web.AppRunner, timeout: float = 2.0) -> None:
+    """Stop serving, bounded: a stuck connection never holds up shutdown."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(runner.cleanup(), timeout)
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -135,7 +135,7 @@ def test_throttle_passes_a_few_per_window_and_counts_the_rest(
         with caplog.at_level(logging.INFO, logger="tests.throttle"):
             for i in range(100):
                 refuse(i)
-            assert len(caplog.records) == 3 and throttle.suppressed == 97
+            assert len(caplog.records) == 3
             throttle.window_s = 0.0  # the window is over
             refuse(100)
         assert "and 97 more like this" in caplog.records[-1].getMessage()

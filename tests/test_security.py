@@ -13,6 +13,8 @@ import psutil
 import pytest
 
 from server import ipc
+from server.messages import SetSource
+from server.phase import Phase
 from server.sources.base import SourceSpec
 from tests.conftest import front_url, worker_url
 from tests.helpers import eventually, get_json
@@ -114,10 +116,10 @@ async def test_control_links_listen_on_loopback_only_and_want_the_token(start_pa
         # A stranger on the controller's own link port gets nothing and changes nothing.
         link_port = party._link_server.sockets[0].getsockname()[1]
         stranger = await ipc.connect(link_port, "wrong-token", role="coordinator")
-        stranger.send({"t": "set_source", "id": 1, "source": SourceSpec("demo").to_dict()})
+        stranger.send(SetSource(id=1, source=SourceSpec("demo").to_dict()))
         with pytest.raises(ipc.LinkClosed):
             await asyncio.wait_for(stranger.recv(), 5)
-        assert party.running and party.status.state == "live"
+        assert party.running and party.phase is Phase.LIVE
 
 
 async def test_garbage_on_the_websocket_does_not_hurt_others(
