@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +147,7 @@ class PartyConnection(SendspinConnection):
 
     def __init__(self, server: SendspinServer, **kwargs: Any) -> None:
         super().__init__(server, **kwargs)
+        self.bytes_sent = 0
         if self._wsock_server is not None:  # not prepared yet: same socket, smaller frames
             self._wsock_server = web.WebSocketResponse(
                 heartbeat=30, compress=False, max_msg_size=MAX_FRAME_BYTES
@@ -176,6 +178,7 @@ class PartyConnection(SendspinConnection):
             hello = check_hello(text)
             if not self.is_encrypted and hello.client_id is not None:
                 self._refuse_takeover(hello.client_id)
+            self._check_access(hello.client_id)
         except Refused as exc:
             log.info("refused a client from %s: %s", self.peer(), exc)
             await self._close(str(exc))
@@ -197,6 +200,22 @@ class PartyConnection(SendspinConnection):
         ):
             raise Refused("client_id is in use by another connection")
 
+    def _check_access(self, client_id: str | None) -> None:
+        """The party's PIN, cap and blocklist (server/gatekeeper.py), if the worker set any."""
+        gate = getattr(self._server, "admit", None)
+        if gate is None:
+            return
+        known = client_id is not None and self._server.get_client(client_id) is not None
+        reason = gate(self._request, client_id, known)
+        if reason:
+            raise Refused(reason)
+
+    async def _send_binary_data(self, wsock: Any, role: str, entry: Any, tracker: Any) -> None:
+        """Counts what we send, for the host's kbit/s per listener (server/roster.py)."""
+        if entry.binary is not None:
+            self.bytes_sent += len(entry.binary.data)
+        await super()._send_binary_data(wsock, role, entry, tracker)
+
     async def _close(self, reason: str) -> None:
         wsock = self._wsock_server
         if wsock is not None and not wsock.closed:
@@ -208,8 +227,14 @@ class PartyConnection(SendspinConnection):
         await self.disconnect(retry_connection=False)
 
 
+# (request, client_id, known to this worker) -> why the hello is refused, or None.
+AdmitFn = Callable[[web.Request | None, str | None, bool], str | None]
+
+
 class PartyServer(SendspinServer):
     """SendspinServer whose incoming connections follow the party's admission rules."""
+
+    admit: AdmitFn | None = None  # the party's access rules, set by the worker
 
     async def on_client_connect(self, request: web.Request) -> web.StreamResponse:
         """The library's own handler (10.2.1), with PartyConnection in its place."""

@@ -53,6 +53,10 @@ def build_parser(prog: str = "partystream serve") -> argparse.ArgumentParser:
         default=500,
         help="delay for live capture sources (default: %(default)s)",
     )
+    parser.add_argument("--pin", help="phones need this PIN to join (letters or digits)")
+    parser.add_argument(
+        "--max-listeners", type=int, help="at most this many phones; the next one sees 'full'"
+    )
     parser.add_argument(
         "--log-dir", default=logs.default_log_dir(), help="detailed logs (default: %(default)s)"
     )
@@ -162,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             public_host=args.public_host,
             live_lead_ms=args.live_delay_ms,
             log_dir=args.log_dir,
+            pin=args.pin,
+            max_listeners=args.max_listeners,
         )
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)

@@ -6,7 +6,10 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from server.access import AccessError, clean_pin
+
 DEFAULT_PORT = 8927
+MAX_LISTENERS = 10_000  # a cap above what any worker set can carry is no cap
 MAX_WORKERS = 16  # each worker is a process; past this a LAN party gains nothing
 
 
@@ -28,6 +31,8 @@ class PartyConfig:
     live_lead_ms: int = 500  # capture-to-phone delay for live sources
     buffer_s: float = 5.0  # how far file/URL decoding may run ahead of playback
     log_dir: str | None = None
+    pin: str | None = None  # phones need it to join (server/access.py); None: open party
+    max_listeners: int | None = None  # None: no cap
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -44,6 +49,14 @@ class PartyConfig:
             raise ConfigError(f"Buffer must be 1–30 s (got {self.buffer_s}).")
         if not self.name.strip():
             raise ConfigError("The party needs a name.")
+        if self.max_listeners is not None and not 1 <= self.max_listeners <= MAX_LISTENERS:
+            raise ConfigError(
+                f"--max-listeners must be 1–{MAX_LISTENERS} (got {self.max_listeners})."
+            )
+        try:
+            object.__setattr__(self, "pin", clean_pin(self.pin))
+        except AccessError as exc:
+            raise ConfigError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

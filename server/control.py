@@ -16,13 +16,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from server import ipc
+from server.access import clean_pin
 from server.child import Child
 from server.config import PartyConfig
 from server.messages import (
     Event,
     Fatal,
     Hello,
+    ListenerAction,
     Ready,
+    SetAccess,
     SetSource,
     SourceResult,
     Status,
@@ -65,6 +68,8 @@ class PartyStatus:
     message: str | None = None
     level: dict[str, float] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    roster: list[dict[str, Any]] = field(default_factory=list)  # one row per phone
+    access: dict[str, Any] = field(default_factory=dict)  # {"pin", "max_listeners"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartyStatus:
@@ -179,6 +184,18 @@ class PartyController:
             self._replies.pop(rid, None)
         if error:
             raise PartyError(error)
+
+    def set_access(self, pin: str | None, max_listeners: int | None) -> None:
+        """PIN and listener cap for phones still to come (raises AccessError on a bad PIN)."""
+        clean = clean_pin(pin)
+        self.config = replace(self.config, pin=clean, max_listeners=max_listeners)
+        if self._link is not None and self.running:
+            self._link.send(SetAccess(pin=clean, max_listeners=max_listeners))
+
+    def act_on_listener(self, worker: int, client_id: str, action: str) -> None:
+        """mute | unmute | disconnect | block one phone (a row of `status.roster`)."""
+        if self._link is not None and self.running:
+            self._link.send(ListenerAction(worker=worker, client_id=client_id, action=action))
 
     async def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Graceful, bounded shutdown of the coordinator and all workers."""

@@ -17,7 +17,18 @@ from server import ipc, netinfo
 from server.child import child_main
 from server.config import PartyConfig
 from server.frontdoor import FrontDoor
-from server.messages import Background, Fatal, Ready, SetSource, SourceResult, Status, serve_link
+from server.listeners import ListenerDesk
+from server.messages import (
+    Background,
+    Fatal,
+    ListenerAction,
+    Ready,
+    SetAccess,
+    SetSource,
+    SourceResult,
+    Status,
+    serve_link,
+)  # fmt: skip
 from server.phase import Phase
 from server.pump import Pump
 from server.sources.base import SourceError, SourceSpec
@@ -49,6 +60,11 @@ class Coordinator:
             on_change=self._on_workers_changed,
         )
         self.front_door = FrontDoor(board.public, self.supervisor, self._live)
+        board.desk = self.desk = ListenerDesk(
+            config.pin, config.max_listeners, self.supervisor, board.changed.set
+        )
+        self.front_door.gate = self.desk.gate.join
+        self.front_door.private = board.full
         self._stop = stop
         self._tasks = TaskGroup("coordinator")
 
@@ -130,7 +146,15 @@ class Coordinator:
 
     # -- commands from the controller --------------------------------------------------------
     async def _control(self, link: ipc.Link) -> None:
-        why = await serve_link(link, {SetSource: Background(self._set_source)}, self._tasks)
+        why = await serve_link(
+            link,
+            {
+                SetSource: Background(self._set_source),
+                SetAccess: self.desk.set_access,
+                ListenerAction: self.desk.act,
+            },
+            self._tasks,
+        )
         log.info("controller link %s: shutting down", why)
 
     async def _set_source(self, msg: SetSource) -> None:

@@ -40,6 +40,8 @@ class FrontDoor:
         self._supervisor = supervisor
         self._accepting = accepting
         self._runner: aioweb.AppRunner | None = None
+        self.gate: web.GateFn | None = None  # the access rules (server/listeners.py)
+        self.private: Callable[[], dict[str, Any]] | None = None  # /api/status on loopback
 
     def join(self) -> dict[str, Any] | None:
         """Where the next phone should connect, or None while no worker can take it."""
@@ -52,7 +54,9 @@ class FrontDoor:
 
     async def open(self, host: str, port: int) -> None:
         """Start serving; raises OSError when the port is taken."""
-        self._runner = await web.serve(web.make_app(self._status, self.join), host, port)
+        self._runner = await web.serve(
+            web.make_app(self._status, self.join, gate=self.gate, private=self.private), host, port
+        )
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -1,7 +1,9 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
-controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal, SetSource → SourceResult, Stop.
-coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, Status, Stop.
+controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal, SetSource → SourceResult, Stop,
+                          SetAccess, ListenerAction.
+coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, Status, Stop;
+                          Roster ← Access, ListenerAction.
 
 A message is a small frozen dataclass; its wire form is a JSON header {"t": tag, ...fields}
 plus an optional raw payload (only `Pcm` has one: audio never goes through JSON). Decoding
@@ -142,6 +144,38 @@ class Ping(Message):
 class Pong(Message):
     seq: int
     rss: int = 0  # bytes; the watchdog restarts a worker that grows past its bound
+
+
+@_message
+class SetAccess(Message):
+    """Controller → coordinator: the party's PIN and listener cap (None: none). Listeners
+    already connected are not affected."""
+
+    pin: str | None = None
+    max_listeners: int | None = None
+
+
+@_message
+class Access(Message):
+    """Coordinator → workers: the access rules (server/access.py AccessRules as a dict)."""
+
+    rules: dict[str, Any]
+
+
+@_message
+class ListenerAction(Message):
+    """The host acts on one phone: "mute" | "unmute" | "disconnect" | "block"."""
+
+    worker: int
+    client_id: str
+    action: str
+
+
+@_message
+class Roster(Message):
+    """Worker → coordinator: one row per phone (server/roster.py), sent when it changed."""
+
+    rows: list[dict[str, Any]]
 
 
 def encode(msg: Message) -> tuple[bytes, bytes]:

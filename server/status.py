@@ -14,6 +14,7 @@ from server.phase import Phase
 from server.tasks import sleep_or_stop
 
 if TYPE_CHECKING:
+    from server.listeners import ListenerDesk
     from server.pump import Pump
     from server.supervisor import Supervisor
 
@@ -31,6 +32,7 @@ class StatusBoard:
         self.link: ipc.Link | None = None  # to the controller
         self.pump: Pump | None = None
         self.supervisor: Supervisor | None = None
+        self.desk: ListenerDesk | None = None  # per-listener rows and access rules
         self.changed = asyncio.Event()
         self._level: dict[str, float] | None = None
 
@@ -56,6 +58,7 @@ class StatusBoard:
             "level": self._level,
             "stats": {"dropped": sum(h.link.dropped for h in workers if h.link)}
             | self.pump.stats(),
+            **(self.desk.status() if self.desk is not None else {}),
         }
 
     def public(self) -> dict[str, Any]:

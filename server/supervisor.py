@@ -10,6 +10,7 @@ through the front door; a worker that keeps failing is given up on while the oth
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -119,6 +120,9 @@ class Supervisor:
         self._settled = asyncio.Event()
         self._tasks = TaskGroup("supervisor")
         self._ping = 0
+        # More of the workers' messages, for other parts of the coordinator (server/listeners.py).
+        self.extra_handlers: dict[type[Message], Callable[[WorkerHandle, Any], None]] = {}
+        self.on_ready: Callable[[WorkerHandle], None] | None = None
 
     # -- startup ---------------------------------------------------------------------------
     async def start(self) -> int:
@@ -182,10 +186,12 @@ class Supervisor:
 
             return handler
 
+        extra = {kind: functools.partial(fn, handle) for kind, fn in self.extra_handlers.items()}
         try:
             await serve_link(
                 link,
                 {
+                    **extra,
                     Ready: changed(lambda _: self._ready(handle)),
                     Count: changed(lambda msg: self._count(handle, msg)),
                     Failed: changed(lambda msg: setattr(handle, "last_error", msg.text)),
@@ -198,11 +204,12 @@ class Supervisor:
                 handle.listeners = None
                 self._on_change()
 
-    @staticmethod
-    def _ready(handle: WorkerHandle) -> None:
+    def _ready(self, handle: WorkerHandle) -> None:
         handle.ready = True
         handle.listeners = 0
         handle.last_pong = time.monotonic()
+        if self.on_ready is not None:
+            self.on_ready(handle)
 
     @staticmethod
     def _count(handle: WorkerHandle, msg: Count) -> None:

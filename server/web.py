@@ -32,6 +32,8 @@ from server.paths import web_root
 
 StatusFn = Callable[[], dict[str, Any]]
 JoinFn = Callable[[], dict[str, Any] | None]
+# Admission before /api/join picks a worker: a refusal, or fields to add (a ticket).
+GateFn = Callable[[web.Request], "web.Response | dict[str, Any]"]
 
 log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -151,8 +153,12 @@ def _hardening(snapshot: StatusSnapshot, origins: LocalOrigins) -> Any:
     return middleware
 
 
-def make_app(status: StatusFn, join: JoinFn) -> web.Application:
-    """The player app; workers add their /sendspin WebSocket route to it."""
+def make_app(
+    status: StatusFn, join: JoinFn, *, gate: GateFn | None = None, private: StatusFn | None = None
+) -> web.Application:
+    """The player app; workers add their /sendspin WebSocket route to it. `gate` admits a
+    phone before /api/join (server/gatekeeper.py); `private` is /api/status for the host
+    itself (loopback only: the per-listener view never reaches a phone)."""
     root = web_root()
     snapshot = StatusSnapshot(status)
     rate = RateLimit()
@@ -173,6 +179,9 @@ def make_app(status: StatusFn, join: JoinFn) -> web.Application:
     async def api_status(request: web.Request) -> web.Response:
         if not rate.allow(client_address(request)):
             return too_many()
+        if private is not None and client_address(request) in limits.HOST_ITSELF:
+            body = json.dumps(private(), separators=(",", ":")).encode()
+            return web.Response(body=body, content_type="application/json", headers=NO_STORE)
         snapshot.refresh()
         return web.Response(
             body=snapshot.body, content_type="application/json", headers={**CORS, **NO_STORE}
@@ -181,6 +190,9 @@ def make_app(status: StatusFn, join: JoinFn) -> web.Application:
     async def api_join(request: web.Request) -> web.Response:
         if not rate.allow(client_address(request)):
             return too_many()
+        admitted = gate(request) if gate is not None else {}
+        if isinstance(admitted, web.Response):
+            return admitted
         target = join()
         if target is None:
             return web.json_response(
@@ -188,7 +200,7 @@ def make_app(status: StatusFn, join: JoinFn) -> web.Application:
                 status=503,
                 headers=NO_STORE,
             )
-        return web.json_response(target, headers=NO_STORE)
+        return web.json_response({**target, **admitted}, headers=NO_STORE)
 
     async def qr(_: web.Request) -> web.Response:
         snapshot.refresh()

@@ -30,13 +30,28 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import clock, ipc
+from server import clock, ipc, roster
 from server import web as party_web
+from server.access import AccessRules
 from server.admission import PartyServer
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
 from server.child import child_main
+from server.gatekeeper import Gatekeeper
 from server.ghosts import GhostWatch
-from server.messages import Count, Failed, Pcm, Ping, Pong, Ready, Reset, Status, serve_link
+from server.messages import (
+    Access,
+    Count,
+    Failed,
+    ListenerAction,
+    Pcm,
+    Ping,
+    Pong,
+    Ready,
+    Reset,
+    Roster,
+    Status,
+    serve_link,
+)  # fmt: skip
 from server.pairing import PartyPairingStore
 from server.phase import Phase
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
@@ -70,11 +85,26 @@ class Worker:
         self._stream_fed = False
         self._ghosts = GhostWatch()
         self._left: dict[str, float] = {}  # client id -> when it disconnected
+        self._gate = Gatekeeper(self._party_listeners, self._connected)
+        self._roster = roster.RosterTracker(worker_id)
 
     # -- listeners -------------------------------------------------------------------------
     @property
     def listeners(self) -> int:
         return self._server.listening() if self._server else 0
+
+    def _party_listeners(self) -> int:
+        """The whole party's count as the coordinator last said (ours if it is higher)."""
+        total = self.status.get("listeners")
+        return max(total if isinstance(total, int) else 0, self.listeners)
+
+    def _connected(self, client_id: str) -> bool:
+        client = self._server.get_client(client_id) if self._server else None
+        return client is not None and client.connection is not None
+
+    async def _act(self, msg: ListenerAction) -> None:
+        if self._server is not None:
+            await roster.act(self._server, msg.client_id, msg.action)
 
     def _on_event(self, server: SendspinServer, event: SendspinEvent) -> None:
         if isinstance(event, ClientConnectedEvent | ClientAddedEvent):
@@ -155,6 +185,8 @@ class Worker:
                 Reset: self._reset,
                 Status: lambda msg: setattr(self, "status", msg.status),
                 Ping: self._pong,
+                Access: lambda msg: setattr(self._gate, "rules", AccessRules.from_dict(msg.rules)),
+                ListenerAction: self._act,
             },
         )
         log.info("coordinator link %s; exiting", why)
@@ -213,8 +245,10 @@ class Worker:
             allow_unencrypted=True,  # sendspin-js 3.2.1 predates encryption
         )
         self._server.add_event_listener(self._on_event)
-        app = party_web.make_app(lambda: self.status, self._join_target)
+        self._server.admit = self._gate.hello
+        app = party_web.make_app(lambda: self.status, self._join_target, gate=self._gate.join)
         app.router.add_get(SendspinServer.API_PATH, self._on_websocket)
+        app.router.add_get("/t/{ticket}" + SendspinServer.API_PATH, self._on_websocket)
         try:
             runner = await party_web.serve(app, self.host, self.port)
         except OSError as exc:
@@ -225,6 +259,14 @@ class Worker:
         counts = self._tasks.spawn("counts", self._report_counts())
         self._tasks.spawn("ghosts", self._ghosts.run(self._stop))
         self._tasks.spawn("reaper", self._reap())
+        link = self._link
+        self._tasks.spawn(
+            "roster",
+            roster.report(
+                self._roster, self._server, self._left,
+                lambda rows: link.send(Roster(rows=rows)), self._stop,
+            ),
+        )  # fmt: skip
         try:
             await first_completed(
                 self._tasks.spawn("receive", self._receive()),

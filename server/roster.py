@@ -1,0 +1,135 @@
+"""The host's view of each phone on a worker: one row per listener, pushed when it changes.
+
+Why pushed, not polled: the host's panel is live, and a party has hundreds of phones; a
+worker sends its rows to the coordinator at most every ROSTER_MIN_INTERVAL_S and only when
+something the host sees changed (kbit/s alone refreshes every ROSTER_REFRESH_S). Rows never
+reach a phone: they go to the controller and to /api/status on loopback only.
+
+A row: id, name (the page's device type, or what the guest typed), address, codec, kbps,
+state (playing | connecting | reconnecting), since (wall-clock seconds), worker, muted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from server.admission import is_listening
+from server.tasks import sleep_or_stop
+
+ROSTER_MIN_INTERVAL_S = 1.0
+ROSTER_REFRESH_S = 5.0
+RECONNECT_WINDOW_S = 20.0  # a phone that left this recently may be on its way back
+
+
+def _codec(client: Any) -> str | None:
+    for role in client.roles_by_family("player"):
+        sent = getattr(role, "_last_sent_format", None)  # (codec, rate, channels, depth, hdr)
+        if sent:
+            return str(getattr(sent[0], "value", sent[0]))
+        codec = getattr(role, "preferred_codec", None)
+        if codec is not None:
+            return str(getattr(codec, "value", codec))
+    return None
+
+
+def _muted(client: Any) -> bool:
+    return any(bool(getattr(role, "muted", False)) for role in client.roles_by_family("player"))
+
+
+class RosterTracker:
+    """Rows for one worker's clients; kbit/s from the bytes each connection sent."""
+
+    def __init__(self, worker_id: int) -> None:
+        self.worker_id = worker_id
+        self._since: dict[str, float] = {}  # client id -> connected at (wall clock)
+        self._sent: dict[str, tuple[int, float]] = {}  # client id -> (bytes, monotonic)
+        self._kbps: dict[str, int] = {}
+
+    def rows(self, clients: list[Any], left: dict[str, float]) -> list[dict[str, Any]]:
+        now, wall = time.monotonic(), time.time()
+        rows = []
+        seen = set()
+        for client in clients:
+            cid = client.client_id
+            conn = client.connection
+            if conn is None:
+                left_at = left.get(cid)
+                if left_at is None or now - left_at > RECONNECT_WINDOW_S:
+                    continue
+                state = "reconnecting"
+            else:
+                state = "playing" if is_listening(client) else "connecting"
+                self._measure(cid, getattr(conn, "bytes_sent", 0), now)
+            seen.add(cid)
+            rows.append(
+                {
+                    "id": cid,
+                    "name": client.name,
+                    "address": conn.peer() if conn is not None and hasattr(conn, "peer") else "",
+                    "codec": _codec(client),
+                    "kbps": self._kbps.get(cid) if conn is not None else None,
+                    "state": state,
+                    "since": self._since.setdefault(cid, wall),
+                    "worker": self.worker_id,
+                    "muted": _muted(client),
+                }
+            )
+        for gone in set(self._since) - seen:
+            self._since.pop(gone, None)
+            self._sent.pop(gone, None)
+            self._kbps.pop(gone, None)
+        return rows
+
+    def _measure(self, cid: str, sent: int, now: float) -> None:
+        before = self._sent.get(cid)
+        if before is None or sent < before[0]:
+            self._sent[cid] = (sent, now)
+            return
+        elapsed = now - before[1]
+        if elapsed >= ROSTER_MIN_INTERVAL_S:
+            self._kbps[cid] = round((sent - before[0]) * 8 / 1000 / elapsed)
+            self._sent[cid] = (sent, now)
+
+
+def visible(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What the host sees change at once (kbit/s waits for the slow refresh)."""
+    return [(r["id"], r["name"], r["codec"], r["state"], r["muted"]) for r in rows]
+
+
+async def act(server: Any, client_id: str, action: str) -> bool:
+    """The host's action on one phone of this worker; False when it is not here."""
+    client = server.get_client(client_id)
+    if client is None:
+        return False
+    if action in ("mute", "unmute"):
+        for role in client.roles_by_family("player"):
+            role.set_mute(action == "mute")  # a Sendspin player command: the phone obeys
+        return True
+    conn = client.connection
+    if conn is not None:  # "disconnect" / "block": the rules already bar its return
+        close = getattr(conn, "_close", None)
+        if close is not None:
+            await close("The host disconnected you.")
+        else:
+            await conn.disconnect(retry_connection=False)
+    with contextlib.suppress(Exception):
+        await server.remove_client(client_id)
+    return True
+
+
+async def report(
+    tracker: RosterTracker, server: Any, left: dict[str, float], send: Any, stop: asyncio.Event
+) -> None:
+    """Push rows when what the host sees changed (at most every ROSTER_MIN_INTERVAL_S), and
+    every ROSTER_REFRESH_S for kbit/s."""
+    last: list[tuple[Any, ...]] | None = None
+    sent_at = 0.0
+    while not await sleep_or_stop(stop, ROSTER_MIN_INTERVAL_S):
+        rows = tracker.rows(server.clients, left)
+        now = time.monotonic()
+        if visible(rows) != last or (rows and now - sent_at >= ROSTER_REFRESH_S):
+            send(rows)
+            last, sent_at = visible(rows), now

@@ -1,0 +1,134 @@
+"""Access control (server/access.py): the rules alone, then enforced by a real party on
+/api/join and on a direct WebSocket, with a real client's audio as proof of admission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from server.access import (
+    LOCKOUT_S,
+    WRONG_PINS_IN_A_ROW,
+    AccessError,
+    AccessRules,
+    PinGuard,
+    clean_pin,
+    issue_ticket,
+    join_verdict,
+    ticket_ok,
+)
+from tests.attacks import RawPlayer, absurd_hello
+from tests.conftest import front_url
+from tests.helpers import eventually
+
+PIN = "2468"
+PCM = [{"codec": "pcm", "sample_rate": 48000, "channels": 2, "bit_depth": 16}]
+
+
+def test_twenty_wrong_pins_in_a_row_lock_the_address_out_and_a_right_pin_resets() -> None:
+    guard = PinGuard()
+    for _ in range(WRONG_PINS_IN_A_ROW - 1):
+        assert guard.check("10.0.0.9", "0000", PIN, now=0.0) == "wrong-pin"
+    assert guard.check("10.0.0.9", PIN, PIN, now=0.0) is None  # a right one clears the streak
+    for _ in range(WRONG_PINS_IN_A_ROW - 1):
+        guard.check("10.0.0.9", "0000", PIN, now=0.0)
+    assert guard.check("10.0.0.9", "0000", PIN, now=0.0) == "throttled"
+    assert guard.check("10.0.0.9", PIN, PIN, now=1.0) == "throttled"  # even the right one
+    assert guard.check("10.0.0.8", PIN, PIN, now=1.0) is None  # others are not affected
+    assert guard.check("10.0.0.9", PIN, PIN, now=LOCKOUT_S + 0.1) is None
+
+
+def test_tickets_are_bound_to_one_id_and_expire() -> None:
+    ticket = issue_ticket("s3cret", "guest-a", now=1000.0)
+    assert ticket_ok("s3cret", ticket, "guest-a", now=1001.0)
+    assert not ticket_ok("s3cret", ticket, "guest-b", now=1001.0)
+    assert not ticket_ok("other", ticket, "guest-a", now=1001.0)
+    assert not ticket_ok("s3cret", ticket, "guest-a", now=1000.0 + 3600)
+    assert not ticket_ok("s3cret", "junk", "guest-a", now=1001.0)
+
+
+def test_existing_listeners_keep_their_place_whatever_the_settings() -> None:
+    rules = AccessRules(pin=PIN, max_listeners=1, blocked=("guest-x",), secret="s")
+    verdict: dict[str, Any] = {"address": "10.0.0.2", "listeners": 1}
+    guard = PinGuard()
+    assert join_verdict(rules, guard, client_id="a", pin=None, known=True, **verdict) is None
+    assert join_verdict(rules, guard, client_id="b", pin=None, known=False, **verdict) == "pin"
+    assert join_verdict(rules, guard, client_id="b", pin=PIN, known=False, **verdict) == "full"
+    assert join_verdict(rules, guard, client_id="guest-x", pin=PIN, known=True, **verdict) == (
+        "blocked"
+    )
+    assert clean_pin(" 24 68 ") == PIN and clean_pin("") is None
+    with pytest.raises(AccessError):
+        clean_pin("12;--")
+
+
+async def join(url: str, *, local: str = "127.0.0.1", **query: str) -> tuple[int, Any]:
+    connector = aiohttp.TCPConnector(local_addr=(local, 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get(f"{url}/api/join", params=query) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+async def player(port: int, client_id: str, ticket: str | None = None) -> RawPlayer:
+    path = f"/t/{ticket}/sendspin" if ticket else "/sendspin"
+    hello = absurd_hello(client_id, name="Test phone", formats=PCM)
+    return await RawPlayer(f"ws://127.0.0.1:{port}{path}", hello).start()
+
+
+async def test_pin_cap_and_block_are_enforced_by_the_server(start_party) -> None:
+    async with start_party(workers=1, pin=PIN, max_listeners=2) as party:
+        base = front_url(party)
+        port = party.status.workers[0]["port"]
+        players: list[RawPlayer] = []
+        try:
+            code, body = await join(base, id="guest-a")
+            assert (code, body["reason"]) == (403, "pin")
+            # A direct WebSocket, skipping /api/join, is refused by the worker itself.
+            sneaky = await player(port, "guest-sneaky")
+            players.append(sneaky)
+            assert await sneaky.closed(5.0) and "PIN" in sneaky.close_reason
+            assert sneaky.audio_frames == 0
+
+            code, body = await join(base, id="guest-a", pin=PIN)
+            assert code == 200 and body["ticket"]
+            # A ticket is good for its own id only.
+            borrowed = await player(port, "guest-z", body["ticket"])
+            players.append(borrowed)
+            assert await borrowed.closed(5.0)
+            a = await player(port, "guest-a", body["ticket"])
+            players.append(a)
+            await eventually(lambda: a.audio_frames > 5, what="audio for the right PIN")
+
+            # Guessing: 20 wrong in a row from one address, then even the right PIN waits.
+            guesser = "127.0.3.7"
+            codes = [
+                (await join(base, local=guesser, id="guest-g", pin=f"{n:04d}"))[0]
+                for n in range(WRONG_PINS_IN_A_ROW)
+            ]
+            assert codes[:-1] == [403] * (WRONG_PINS_IN_A_ROW - 1) and codes[-1] == 429
+            assert (await join(base, local=guesser, id="guest-g", pin=PIN))[0] == 429
+
+            _, body = await join(base, id="guest-b", pin=PIN)
+            b = await player(port, "guest-b", body["ticket"])
+            players.append(b)
+            await eventually(lambda: b.audio_frames > 5, what="audio for the second phone")
+            await eventually(lambda: party.status.listeners == 2, what="two listeners")
+            code, body = await join(base, id="guest-c", pin=PIN)
+            assert (code, body["reason"]) == (403, "full")
+
+            # The host blocks guest-a: dropped now, refused later; guest-b plays on.
+            party.act_on_listener(0, "guest-a", "block")
+            assert await a.closed(5.0)
+            code, body = await join(base, id="guest-a", pin=PIN)
+            assert (code, body["reason"]) == (403, "blocked")
+            frames = b.audio_frames
+            await eventually(lambda: b.audio_frames > frames + 5, what="guest-b still playing")
+            code, body = await join(base, id="guest-c", pin=PIN)
+            assert code == 200, body  # guest-a's place is free again
+        finally:
+            for p in players:
+                await p.stop()
