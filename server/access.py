@@ -39,7 +39,7 @@ REASONS = {
     "pin": "This party has a PIN. Ask the host for it.",
     "wrong-pin": "That PIN isn't right. Check it with the host.",
     "throttled": "Too many wrong PINs. Wait a moment and try again.",
-    "full": "The party is full. Ask the host to make room.",
+    "full": "Ask the host to make room, then try again.",
     "blocked": "The host has removed you from this party.",
     "kicked": "The host disconnected you. You can rejoin in a minute.",
 }

@@ -6,6 +6,7 @@ import {
   onLockScreenActions,
 } from "./phone.js";
 import { setupShare } from "./share.js";
+import { savedPin, setupPinForm } from "./pin.js";
 
 const STATUS_EVERY_MS = 2000;
 const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly whether the party ended
@@ -74,6 +75,7 @@ function stopListening() {
 }
 
 ui.start.addEventListener("click", startListening);
+setupPinForm({ form: $("pin-form"), input: $("pin-input"), onPin: startListening });
 ui.stop.addEventListener("click", stopListening);
 
 // ---------- volume ----------
@@ -127,7 +129,8 @@ onLockScreenActions({
 // ---------- sharing ----------
 
 function partyUrl() {
-  return party.url || `${location.origin}/`;
+  const pin = savedPin(); // a link that carries the PIN (a fragment: never sent to a server)
+  return (party.url || `${location.origin}/`) + (pin ? `#pin=${pin}` : "");
 }
 
 setupShare({
@@ -273,6 +276,9 @@ function phase() {
   if (ended) return "ended";
   if (away) return "away";
   if (needTap && listener.active) return "tap";
+  if (listener.state === "refused" && listener.refusal) {
+    return PIN_REASONS.has(listener.refusal.refused) ? "pin" : "refused";
+  }
   if (!listener.active) return party.state === "starting" ? "starting" : "idle";
   if (listener.state === "waiting") return "waiting";
   if (listener.state === "lost") return "reconnecting";
@@ -280,7 +286,12 @@ function phase() {
   return listener.playing ? "listening" : "tuning";
 }
 
+const PIN_REASONS = new Set(["pin", "wrong-pin", "throttled"]);
+const REFUSED_TITLE = { full: "The party is full", blocked: "You can't join this party" };
+
 const COPY = {
+  pin: ["Enter the party PIN", ""],
+  refused: ["You were disconnected", ""],
   idle: ["Put your headphones on", "Tap the button to join the party."],
   starting: ["The music is about to start", "Tap the button and you'll hear it the moment it does."],
   connecting: ["Joining the party…", ""],
@@ -308,9 +319,20 @@ function render() {
   if ((current === "idle" || current === "starting") && party.state === "error" && party.message) {
     extra = party.message;
   }
+  if ((current === "pin" || current === "refused") && listener.refusal) {
+    extra = listener.refusal.message;
+    if (current === "refused") {
+      ui.message.textContent = REFUSED_TITLE[listener.refusal.refused] || message;
+    }
+  }
   ui.detail.textContent = extra;
+  $("pin-form").hidden = current !== "pin";
+  ui.start.hidden = current === "pin" || listener.refusal?.refused === "blocked";
+  $("share-pin").hidden = !savedPin();
+  $("share-pin").textContent = savedPin() ? `PIN: ${savedPin()}` : "";
 
-  ui.startLabel.textContent = { away: "Resume", tap: "Play" }[current] || "Start listening";
+  ui.startLabel.textContent =
+    { away: "Resume", tap: "Play", refused: "Try again" }[current] || "Start listening";
   ui.start.disabled = current === "connecting";
 
   // Never a made-up figure: only a count the server reported for a running party.
@@ -331,6 +353,7 @@ window.partyStream = {
     const player = listener.player;
     return {
       phase: phase(),
+      refused: listener.refusal ? listener.refusal.refused : null,
       connected: listener.connected,
       playing: listener.playing,
       codec: player && player.currentFormat ? player.currentFormat.codec : null,

@@ -2,6 +2,7 @@
 // how it finds a live worker again when the one it had goes away.
 import { SendspinPlayer } from "./vendor/sendspin.js";
 import { joinParty } from "./party-api.js";
+import { savedPin } from "./pin.js";
 
 const CONNECT_TIMEOUT_MS = 8000;
 const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 10000];
@@ -59,7 +60,8 @@ export class PartyListener {
     this.onChange = onChange;
     this.player = null;
     this.active = false;
-    this.state = "idle"; // idle | joining | waiting | connected | lost
+    this.state = "idle"; // idle | joining | waiting | connected | lost | refused
+    this.refusal = null; // {refused: reason, message} from /api/join
     this.waitMessage = "";
     this.worker = null;
     this.joins = 0;
@@ -161,12 +163,20 @@ export class PartyListener {
   async _tryJoin() {
     let join;
     try {
-      join = await joinParty();
+      join = await joinParty({ id: tabPlayerId(), pin: savedPin() });
     } catch {
       if (this.state !== "waiting") this._set("lost");
       return false;
     }
     if (!this.active) return false;
+    if (join.refused) {
+      this.refusal = join;
+      this.active = false; // a PIN, a full party or the host's no: the guest decides what next
+      if (this.player) this.player.disconnect("user_request");
+      this._set("refused");
+      return true;
+    }
+    this.refusal = null;
     if (join.busy) {
       this.waitMessage = join.busy;
       this._set("waiting");

@@ -18,14 +18,24 @@ async function getJson(path, timeoutMs) {
   }
 }
 
-/** Ask the front door for a live worker: {port, path, worker} or {busy: message} on 503. */
-export async function joinParty() {
-  const { ok, status, body } = await getJson("/api/join", 4000);
+/** Ask the front door for a live worker: {port, path, worker, ticket}, {busy: message} on
+ * 503, or {refused: reason, message} when the party's PIN, cap or host says no. */
+export async function joinParty({ id, pin } = {}) {
+  const query = new URLSearchParams();
+  if (id) query.set("id", id);
+  if (pin) query.set("pin", pin);
+  const { ok, status, body } = await getJson(`/api/join?${query}`, 4000);
   if (ok && body && Number.isInteger(body.port)) {
-    return { port: body.port, path: body.path || "/sendspin", worker: body.worker };
+    const path = body.path || "/sendspin";
+    // sendspin-js keeps only host and path of its URL: the ticket rides in the path.
+    const ticketed = body.ticket ? `/t/${encodeURIComponent(body.ticket)}${path}` : path;
+    return { port: body.port, path: ticketed, worker: body.worker };
   }
   if (status === 503) {
     return { busy: (body && body.error) || "The music has not started yet." };
+  }
+  if ((status === 403 || status === 429) && body && body.reason) {
+    return { refused: body.reason, message: body.error || "" };
   }
   throw new Error(`join failed: HTTP ${status}`);
 }
