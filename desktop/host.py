@@ -93,8 +93,24 @@ class PartyHost(QObject):
 
     @property
     def url(self) -> str:
-        """The address in the QR code, only while phones can actually join."""
-        return self.status.url if self.status and self.phase is Phase.LIVE else ""
+        """The address in the QR code, only while phones can actually join. With a party PIN
+        the link carries it (a #fragment: scanning just works, and no server log sees it)."""
+        if not (self.status and self.phase is Phase.LIVE):
+            return ""
+        pin = (getattr(self.status, "access", None) or {}).get("pin")
+        return self.status.url + (f"#pin={pin}" if pin else "")
+
+    @property
+    def roster(self) -> list[dict[str, Any]]:
+        """One row per phone (server/roster.py), while the party is live."""
+        if not (self.status and self.phase is Phase.LIVE):
+            return []
+        return list(getattr(self.status, "roster", None) or [])
+
+    def act_on_listener(self, row: dict[str, Any], action: str) -> None:
+        """mute | unmute | disconnect | block the phone of a roster row."""
+        if self.party is not None and self.running:
+            self.party.act_on_listener(row["worker"], row["id"], action)
 
     @property
     def listeners(self) -> int | None:
@@ -241,6 +257,10 @@ class PartyHost(QObject):
         )
         if restart_needed and self.running:
             self._notify("info", "The new settings apply the next time you start the party.")
+        access = (settings.pin, settings.max_listeners)
+        if access != (old.pin, old.max_listeners) and self.party is not None and self.running:
+            # For phones still to come; those already listening keep their place.
+            self.party.set_access(settings.pin or None, settings.max_listeners or None)
         self.changed.emit()
 
     # -- what the party reports --------------------------------------------------------------

@@ -84,6 +84,7 @@ class PartyMenu(QObject):
         self.menu.addMenu(self.source_menu)
         self.menu.addSeparator()
         self.show_qr = self._action("Show QR code")
+        self.show_listeners = self._action("Listeners…")
         self.open_player = self._action("Open player in browser")
         self.menu.addSeparator()
         self.open_settings = self._action("Settings…")

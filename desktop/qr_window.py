@@ -197,7 +197,13 @@ class QrWindow(QWidget):
         self.source_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.source_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.more_menu = QMenu(self)
-        for action in (menu.open_player, menu.open_settings, menu.open_logs, menu.about):
+        for action in (
+            menu.show_listeners,
+            menu.open_player,
+            menu.open_settings,
+            menu.open_logs,
+            menu.about,
+        ):
             self.more_menu.addAction(action)
         self.more_menu.addSeparator()
         self.more_menu.addAction(menu.quit)

@@ -17,7 +17,15 @@ from typing import Any, get_args
 
 import platformdirs
 
-from server.config import DEFAULT_PORT, MAX_WORKERS, ConfigError, PartyConfig, default_workers
+from server.access import AccessError, clean_pin
+from server.config import (
+    DEFAULT_PORT,
+    MAX_LISTENERS,
+    MAX_WORKERS,
+    ConfigError,
+    PartyConfig,
+    default_workers,
+)
 from server.sources.base import SourceKind, SourceSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,8 @@ class Settings:
     name: str = "Party Stream"
     start_on_launch: bool = False
     start_at_login: bool = False
+    pin: str = ""  # phones need it to join; "" = an open party
+    max_listeners: int = 0  # 0 = no cap
 
     def party_config(self, log_dir: Path | str | None, **extra: Any) -> PartyConfig:
         """The PartyConfig for the next start (raises ConfigError when out of range)."""
@@ -64,6 +74,8 @@ class Settings:
             port=self.port,
             workers=self.workers,
             log_dir=str(log_dir) if log_dir else None,
+            pin=self.pin or None,
+            max_listeners=self.max_listeners or None,
             **extra,
         )
 
@@ -101,6 +113,15 @@ def _name(value: Any) -> str:
     return value.strip()[:MAX_NAME_LENGTH]
 
 
+def _pin(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a PIN")
+    try:
+        return clean_pin(value) or ""
+    except AccessError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("not a flag")
@@ -114,6 +135,8 @@ _CHECKS = {
     "name": _name,
     "start_on_launch": _flag,
     "start_at_login": _flag,
+    "pin": _pin,
+    "max_listeners": _int_in(0, MAX_LISTENERS),
 }
 
 

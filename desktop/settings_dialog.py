@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 
 from desktop import icons
 from desktop.settings import MAX_NAME_LENGTH, Settings
-from server.config import MAX_WORKERS, ConfigError
+from server.access import MAX_PIN_CHARS
+from server.config import MAX_LISTENERS, MAX_WORKERS, ConfigError
 
 
 class SettingsDialog(QDialog):
@@ -54,6 +55,15 @@ class SettingsDialog(QDialog):
             "Each listener server is a separate process. More servers carry more phones "
             "on a computer with more cores."
         )
+        self.pin = QLineEdit(settings.pin)
+        self.pin.setMaxLength(MAX_PIN_CHARS)
+        self.pin.setPlaceholderText("None: anyone on the Wi-Fi may join")
+        self.pin.setToolTip("Phones need this PIN to join; the QR code carries it.")
+        self.max_listeners = QSpinBox()
+        self.max_listeners.setRange(0, MAX_LISTENERS)
+        self.max_listeners.setSpecialValueText("No limit")
+        self.max_listeners.setValue(settings.max_listeners)
+        self.max_listeners.setToolTip('The next phone sees "the party is full".')
         self.start_on_launch = QCheckBox("Start the party when Party Stream opens")
         self.start_on_launch.setChecked(settings.start_on_launch)
         self.start_at_login = QCheckBox("Open Party Stream when I log in")
@@ -63,6 +73,8 @@ class SettingsDialog(QDialog):
         form.addRow("Party name", self.name)
         form.addRow("Port", self.port)
         form.addRow("Listener servers", self.workers)
+        form.addRow("Party PIN", self.pin)
+        form.addRow("Most listeners", self.max_listeners)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #d32f2f;")
@@ -98,6 +110,8 @@ class SettingsDialog(QDialog):
             workers=self.workers.value(),
             start_on_launch=self.start_on_launch.isChecked(),
             start_at_login=self.start_at_login.isChecked(),
+            pin="".join(self.pin.text().split()),
+            max_listeners=self.max_listeners.value(),
         )
 
     def _save(self) -> None:
@@ -106,6 +120,7 @@ class SettingsDialog(QDialog):
             settings.party_config(None)
         except ConfigError as exc:
             message = str(exc).replace("--port", "The port").replace("--workers", "Servers")
+            message = message.replace("--max-listeners", "Most listeners")
             self.error.setText(message)
             self.error.show()
             return

@@ -23,6 +23,7 @@ from desktop import dialogs
 from desktop.autostart import Autostart, AutostartError
 from desktop.devices import DeviceCache
 from desktop.host import PartyHost
+from desktop.listeners_panel import ListenersPanel
 from desktop.menu import PartyMenu
 from desktop.qr_window import QrWindow
 from desktop.settings import AppPaths, Settings
@@ -71,6 +72,7 @@ class Shell(QObject):
         self.menu = PartyMenu(host, self.devices, self, spawn=self.spawn)
         tray_ok = tray_available() if use_tray is None else use_tray
         self.window = QrWindow(host, self.menu, standalone=not tray_ok)
+        self.listeners = ListenersPanel(host)
         self.tray: Tray | None = None
         if tray_ok:
             self._make_tray()
@@ -87,6 +89,7 @@ class Shell(QObject):
         m.open_file_requested.connect(self.ask_file)
         m.open_url_requested.connect(self.ask_url)
         m.show_qr.triggered.connect(self.window.present)
+        m.show_listeners.triggered.connect(self.listeners.present)
         m.open_player.triggered.connect(self.open_player)
         m.open_settings.triggered.connect(self.open_settings)
         m.open_logs.triggered.connect(self.open_logs)
@@ -144,6 +147,7 @@ class Shell(QObject):
             await self.host.stop()
         finally:
             self.window.hide()
+            self.listeners.hide()
             if self.tray is not None:
                 self.tray.hide()
             self._exit_app(EXIT_OK)
