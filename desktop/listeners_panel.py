@@ -121,10 +121,9 @@ class ListenersPanel(QWidget):
                     self.table.setItem(r, c, item)
                 if item.text() != text:
                     item.setText(text)
-            if selected is not None and row["id"] == selected["id"]:
-                self.table.selectRow(r)
-        if selected is not None and all(row["id"] != selected["id"] for row in self.rows):
-            self.table.clearSelection()
+        self.table.clearSelection()
+        if selected is not None:
+            self.select(selected["id"])  # the same phone, wherever its row moved
         count = len(self.rows)
         self.summary.setText(
             "No phones yet" if count == 0 else f"{count} phone" + ("" if count == 1 else "s")
