@@ -6,7 +6,8 @@ something the host sees changed (kbit/s alone refreshes every ROSTER_REFRESH_S).
 reach a phone: they go to the controller and to /api/status on loopback only.
 
 A row: id, name (the page's device type, or what the guest typed), address, codec, kbps,
-state (playing | connecting | reconnecting), since (wall-clock seconds), worker, muted.
+state (playing | connecting | reconnecting), since (wall-clock seconds), worker, muted,
+offset_ms (the phone's own delay adjustment, from its calibration).
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def _codec(client: Any) -> str | None:
         if codec is not None:
             return str(getattr(codec, "value", codec))
     return None
+
+
+def _offset_ms(client: Any) -> int:
+    """The phone's own delay adjustment (the page's calibration; Sendspin `static_delay_ms`)."""
+    for role in client.roles_by_family("player"):
+        with contextlib.suppress(Exception):
+            return int(role.output_delay_ms)
+    return 0
 
 
 def _muted(client: Any) -> bool:
@@ -75,6 +84,7 @@ class RosterTracker:
                     "since": self._since.setdefault(cid, wall),
                     "worker": self.worker_id,
                     "muted": _muted(client),
+                    "offset_ms": _offset_ms(client),
                 }
             )
         for gone in set(self._since) - seen:
@@ -96,7 +106,7 @@ class RosterTracker:
 
 def visible(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """What the host sees change at once (kbit/s waits for the slow refresh)."""
-    return [(r["id"], r["name"], r["codec"], r["state"], r["muted"]) for r in rows]
+    return [(r["id"], r["name"], r["codec"], r["state"], r["muted"], r["offset_ms"]) for r in rows]
 
 
 async def act(server: Any, client_id: str, action: str) -> bool:

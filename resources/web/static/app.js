@@ -7,6 +7,7 @@ import {
 } from "./phone.js";
 import { setupShare } from "./share.js";
 import { savedPin, setupPinForm } from "./pin.js";
+import { setupCalibration } from "./calibrate.js";
 
 const STATUS_EVERY_MS = 2000;
 const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly whether the party ended
@@ -137,6 +138,15 @@ setupShare({
   toggle: $("share-toggle"), sheet: $("share"), close: $("share-close"), qr: $("qr"),
   urlText: $("share-url"), copyButton: $("copy"), shareButton: $("share-native"),
   getUrl: partyUrl,
+});
+
+const calibration = setupCalibration({
+  listener, open: $("calibrate-open"), sheet: $("calibrate"), close: $("calibrate-close"),
+  ui: {
+    tap: $("calibrate-tap"), pulse: $("calibrate-tap"), start: $("calibrate-start"),
+    result: $("calibrate-result"), current: $("calibrate-current"), reset: $("calibrate-reset"),
+    nudges: [...document.querySelectorAll("#calibrate .nudge[data-ms]")],
+  },
 });
 
 // ---------- the party's status ----------
@@ -343,17 +353,20 @@ function render() {
   ui.listenerCount.textContent = !showCount ? "" : count === 0 ? "No one yet" : `${count} listening`;
 
   ui.sync.hidden = !(current === "listening" || current === "tuning" || current === "reconnecting");
+  $("calibrate-open").hidden = current !== "listening";
   renderSync();
 }
 
 // ---------- diagnostics for the browser test (read-only) ----------
 
 window.partyStream = {
+  calibration,
   snapshot() {
     const player = listener.player;
     return {
       phase: phase(),
       refused: listener.refusal ? listener.refusal.refused : null,
+      calibration: calibration.snapshot(),
       connected: listener.connected,
       playing: listener.playing,
       codec: player && player.currentFormat ? player.currentFormat.codec : null,
