@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from desktop import icons
 from desktop.host import PartyHost
 
-COLUMNS = ("Name", "Codec", "kbit/s", "Sync", "State", "Connected", "Server")
+COLUMNS = ("Name", "Codec", "kbit/s", "Sync", "Offset", "State", "Connected", "Server")
 TICK_MS = 1000
 STATE_LABELS = {
     "playing": "Playing",
@@ -56,6 +56,7 @@ def cells(row: dict[str, Any], now: float) -> tuple[str, ...]:
         (row.get("codec") or "–").upper(),
         "–" if row.get("kbps") is None else str(row["kbps"]),
         "–" if sync is None else f"{round(sync)} ms",
+        f"{row.get('offset_ms', 0)} ms",  # the phone's own timing adjustment (calibration)
         state,
         connected_for(row.get("since", now), now),
         str(row.get("worker", 0) + 1),

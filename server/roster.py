@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from typing import Any
 
+from aiohttp import web
+
+from server.access import valid_id
 from server.admission import is_listening
 from server.tasks import sleep_or_stop
+from server.web import RateLimit, client_address
 
+PAGE_STATES = frozenset({"playing", "buffering", "background"})
+MAX_GUEST_NAME_CHARS = 40
+MAX_REPORTED_SYNC_MS = 10_000
+REPORT_FRESH_S = 40.0  # the page reports every 15 s and on change; older is stale
+REPORTS_PER_S = 1.0  # per address, burst REPORT_BURST: a page sends one every few seconds
+REPORT_BURST = 5
 ROSTER_MIN_INTERVAL_S = 1.0
 ROSTER_REFRESH_S = 5.0
 RECONNECT_WINDOW_S = 20.0  # a phone that left this recently may be on its way back
@@ -56,6 +67,27 @@ class RosterTracker:
         self._since: dict[str, float] = {}  # client id -> connected at (wall clock)
         self._sent: dict[str, tuple[int, float]] = {}  # client id -> (bytes, monotonic)
         self._kbps: dict[str, int] = {}
+        self._reports: dict[
+            str, tuple[float, dict[str, Any]]
+        ] = {}  # id -> (at, said)
+
+    def report(self, client_id: str, query: Any) -> None:
+        """What the page says about itself (state, sync error, the guest's name), bounded."""
+        said: dict[str, Any] = {}
+        if query.get("state") in PAGE_STATES:
+            said["state"] = query["state"]
+        with contextlib.suppress(TypeError, ValueError):
+            sync = abs(float(query.get("sync")))
+            if math.isfinite(sync):
+                said["sync_ms"] = min(sync, MAX_REPORTED_SYNC_MS)
+        name = " ".join(str(query.get("name", "")).split())[:MAX_GUEST_NAME_CHARS]
+        if name.isprintable() and name:
+            said["name"] = name
+        self._reports[client_id] = (time.monotonic(), said)
+
+    def _said(self, client_id: str, now: float) -> dict[str, Any]:
+        at, said = self._reports.get(client_id, (0.0, {}))
+        return said if now - at <= REPORT_FRESH_S else {}
 
     def rows(self, clients: list[Any], left: dict[str, float]) -> list[dict[str, Any]]:
         now, wall = time.monotonic(), time.time()
@@ -72,11 +104,15 @@ class RosterTracker:
             else:
                 state = "playing" if is_listening(client) else "connecting"
                 self._measure(cid, getattr(conn, "bytes_sent", 0), now)
+            said = self._said(cid, now)
+            if conn is not None and state == "playing":
+                state = said.get("state", state)  # buffering / background: only the page knows
             seen.add(cid)
             rows.append(
                 {
                     "id": cid,
-                    "name": client.name,
+                    "name": said.get("name") or client.name,
+                    "sync_ms": said.get("sync_ms"),
                     "address": conn.peer() if conn is not None and hasattr(conn, "peer") else "",
                     "codec": _codec(client),
                     "kbps": self._kbps.get(cid) if conn is not None else None,
@@ -91,6 +127,7 @@ class RosterTracker:
             self._since.pop(gone, None)
             self._sent.pop(gone, None)
             self._kbps.pop(gone, None)
+            self._reports.pop(gone, None)
         return rows
 
     def _measure(self, cid: str, sent: int, now: float) -> None:
@@ -128,6 +165,32 @@ async def act(server: Any, client_id: str, action: str) -> bool:
     with contextlib.suppress(Exception):
         await server.remove_client(client_id)
     return True
+
+
+def report_route(tracker: RosterTracker, server: Any) -> Any:
+    """GET /api/me?id=&state=&sync=&name= on a worker: a page telling the host how it is.
+
+    Why a GET to the worker, not a Sendspin message: the protocol's client/state has no room
+    for a page's own state or sync error (and the hello's name is fixed per connection); the
+    party's HTTP refuses bodies. The worker holds the phone's connection, so it accepts a
+    report only for a player id connected *from the same address*; it is rate-limited per
+    address and every value is bounded. The page sends one on change and every 15 s.
+    """
+    limit = RateLimit(REPORTS_PER_S, REPORT_BURST)
+
+    async def handler(request: web.Request) -> web.Response:
+        address = client_address(request)
+        if not limit.allow(address):
+            return web.Response(status=429, headers={"Retry-After": "1"})
+        client_id = valid_id(request.query.get("id"))
+        client = server.get_client(client_id) if client_id else None
+        conn = client.connection if client is not None else None
+        if client_id is None or conn is None or getattr(conn, "peer", lambda: "")() != address:
+            return web.Response(status=404)
+        tracker.report(client_id, request.query)
+        return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+    return handler
 
 
 async def report(

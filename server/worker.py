@@ -249,6 +249,7 @@ class Worker:
         app = party_web.make_app(lambda: self.status, self._join_target, gate=self._gate.join)
         app.router.add_get(SendspinServer.API_PATH, self._on_websocket)
         app.router.add_get("/t/{ticket}" + SendspinServer.API_PATH, self._on_websocket)
+        app.router.add_get("/api/me", roster.report_route(self._roster, self._server))
         try:
             runner = await party_web.serve(app, self.host, self.port)
         except OSError as exc:

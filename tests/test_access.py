@@ -73,6 +73,24 @@ async def join(url: str, *, local: str = "127.0.0.1", **query: str) -> tuple[int
         return resp.status, await resp.json()
 
 
+async def get_status(url: str, path: str, *, local: str = "127.0.0.1") -> int:
+    connector = aiohttp.TCPConnector(local_addr=(local, 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get(f"{url}{path}") as resp,
+    ):
+        return resp.status
+
+
+def muted(p: RawPlayer) -> bool:
+    return any(
+        m.get("type") == "server/command"
+        and m["payload"].get("player", {}).get("command") == "mute"
+        and m["payload"]["player"].get("mute") is True
+        for m in p.messages
+    )
+
+
 async def player(port: int, client_id: str, ticket: str | None = None) -> RawPlayer:
     path = f"/t/{ticket}/sendspin" if ticket else "/sendspin"
     hello = absurd_hello(client_id, name="Test phone", formats=PCM)
@@ -119,6 +137,20 @@ async def test_pin_cap_and_block_are_enforced_by_the_server(start_party) -> None
             await eventually(lambda: party.status.listeners == 2, what="two listeners")
             code, body = await join(base, id="guest-c", pin=PIN)
             assert (code, body["reason"]) == (403, "full")
+
+            # The host mutes guest-b: a Sendspin player command to that phone alone.
+            party.act_on_listener(0, "guest-b", "mute")
+            await eventually(lambda: muted(b), what="a mute command to guest-b")
+            assert not muted(a)
+            # A page's report about itself counts only from its own address.
+            me = f"http://127.0.0.1:{port}"
+            assert await get_status(me, "/api/me?id=guest-b&state=background") == 204
+            assert await get_status(me, "/api/me?id=guest-b", local="127.0.3.9") == 404
+            await eventually(
+                lambda: {r["id"]: r["state"] for r in party.status.roster}.get("guest-b")
+                == "background",
+                what="the page's own state in the roster",
+            )
 
             # The host blocks guest-a: dropped now, refused later; guest-b plays on.
             party.act_on_listener(0, "guest-a", "block")

@@ -18,6 +18,13 @@ from tests.test_browser import ALIAS, ANDROID, listening
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "desktop"
 DROP_WITHIN_S = 2.0
+GUEST_NAME = "Anna's phone"
+NAME_IT = f"""(() => {{
+  const input = document.getElementById('guest-name');
+  input.value = "{GUEST_NAME}";
+  input.dispatchEvent(new Event('change'));
+  return input.value;
+}})()"""
 
 
 def test_connected_time_reads_like_a_person_would_say_it() -> None:
@@ -54,6 +61,8 @@ async def test_panel_lists_two_phones_follows_one_stopping_and_disconnects_one(
         await browser.call(
             "open", page="b", url=front.replace("127.0.0.1", ALIAS), userAgent=ANDROID
         )
+        # The guest with the Android phone names it (the share sheet's field).
+        await browser.call("eval", page="b", expression=NAME_IT)
         for page in ("a", "b"):
             await browser.call("tap", page=page, selector="#start")
             await browser.wait_for(page, listening, what="playback", timeout=30)
@@ -64,17 +73,18 @@ async def test_panel_lists_two_phones_follows_one_stopping_and_disconnects_one(
             timeout=10,
             what="two playing phones with their codecs",
         )
-        assert sorted(column(panel, "Name")) == ["Android phone", "Web browser"]
         await eventually(
-            lambda: all(k.isdigit() and int(k) > 0 for k in column(panel, "kbit/s")),
-            timeout=10,
-            what="kbit/s per phone",
+            lambda: sorted(column(panel, "Name")) == [GUEST_NAME, "Web browser"]
+            and all(k.isdigit() and int(k) > 0 for k in column(panel, "kbit/s"))
+            and all(s.endswith(" ms") for s in column(panel, "Sync")),
+            timeout=15,
+            what="names, kbit/s and the sync error each page reports",
         )
         panel.grab().save(str(ARTIFACTS / "listeners-two-phones.png"))
 
         # Phone b stops: its row follows (it may come back, so it stays a moment).
         await browser.call("tap", page="b", selector="#stop")
-        android = next(r["id"] for r in panel.rows if r["name"] == "Android phone")
+        android = next(r["id"] for r in panel.rows if r["name"] == GUEST_NAME)
         await eventually(
             lambda: all(
                 r["state"] != "playing" for r in panel.rows if r["id"] == android

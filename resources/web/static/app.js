@@ -1,6 +1,6 @@
 // The guest's page: one tap to listen, then sync, volume, who else is here, and how to invite.
 import { fetchStatus } from "./party-api.js";
-import { PartyListener } from "./listener.js";
+import { PartyListener, tabPlayerId } from "./listener.js";
 import {
   keepAwake, reacquireWakeLock, hasWakeLock, showOnLockScreen, clearLockScreen,
   onLockScreenActions,
@@ -8,6 +8,7 @@ import {
 import { setupShare } from "./share.js";
 import { savedPin, setupPinForm } from "./pin.js";
 import { setupCalibration } from "./calibrate.js";
+import { saveName, savedName, startReports } from "./report.js";
 
 const STATUS_EVERY_MS = 2000;
 const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly whether the party ended
@@ -147,6 +148,14 @@ const calibration = setupCalibration({
     result: $("calibrate-result"), current: $("calibrate-current"), reset: $("calibrate-reset"),
     nudges: [...document.querySelectorAll("#calibrate .nudge[data-ms]")],
   },
+});
+
+const reports = startReports({ listener, playerId: tabPlayerId, syncErrorMs: () => syncErrorMs() });
+const nameInput = $("guest-name");
+nameInput.value = savedName();
+nameInput.addEventListener("change", () => {
+  nameInput.value = saveName(nameInput.value);
+  reports.now();
 });
 
 // ---------- the party's status ----------

@@ -19,7 +19,7 @@ function withTimeout(promise, ms) {
 }
 
 /** Stable per tab (survives a reload), distinct between tabs: two tabs must not share an id. */
-function tabPlayerId() {
+export function tabPlayerId() {
   const key = "partystream-player-id";
   try {
     let id = sessionStorage.getItem(key);
