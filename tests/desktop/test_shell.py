@@ -416,6 +416,7 @@ async def test_without_a_tray_the_window_is_the_app(
         assert window.source_button.menu() is rig.menu.source_menu
         more = [a.text() for a in window.more_menu.actions() if a.text()]
         assert more == [
+            "Listeners…",
             "Open player in browser",
             "Settings…",
             "Open logs",
