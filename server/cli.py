@@ -84,11 +84,15 @@ class Console:
         self._live = False  # no status lines before the banner
 
     def banner(self, status: PartyStatus) -> None:
-        qr = segno.make(status.url, error="m")
+        pin = status.access.get("pin")
+        url = status.url + (f"#pin={pin}" if pin else "")  # scanning the code just works
+        qr = segno.make(url, error="m")
         print(f"\n🎧  {status.name} is live — {status.source.get('label', '')}", file=self.out)
         if self.tty:
             qr.terminal(out=self.out, compact=True)
-        print(f"Phones open: {status.url}", file=self.out)
+        print(f"Phones open: {url}", file=self.out)
+        if pin:
+            print(f"Party PIN: {pin}", file=self.out)
         print("Press Ctrl+C to stop.\n", file=self.out, flush=True)
         self._live = True
 

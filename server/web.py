@@ -43,6 +43,7 @@ STATUS_MAX_AGE_S = 0.5  # the page polls every few seconds; the count changes sl
 API_RATE_PER_S = 5.0  # sustained API calls per client address (a page makes one per poll)
 API_BURST = 20  # ...with this many at once (a page loading, a few phones behind one NAT)
 RATE_TRACKED = 4096  # addresses remembered (bounded: a spoofing LAN could invent many)
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class StatusSnapshot:
@@ -133,6 +134,15 @@ def _origin_ok(request: web.Request, snapshot: StatusSnapshot, origins: LocalOri
     return False
 
 
+def _from_host_itself(request: web.Request) -> bool:
+    """Loopback, addressed by a loopback name: a DNS-rebound page's Host is its own name."""
+    try:
+        host = urlsplit(f"//{request.host}").hostname or ""
+    except ValueError:
+        return False
+    return client_address(request) in limits.HOST_ITSELF and host in LOOPBACK_NAMES
+
+
 def _hardening(snapshot: StatusSnapshot, origins: LocalOrigins) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -157,8 +167,8 @@ def make_app(
     status: StatusFn, join: JoinFn, *, gate: GateFn | None = None, private: StatusFn | None = None
 ) -> web.Application:
     """The player app; workers add their /sendspin WebSocket route to it. `gate` admits a
-    phone before /api/join (server/gatekeeper.py); `private` is /api/status for the host
-    itself (loopback only: the per-listener view never reaches a phone)."""
+    phone before /api/join (server/gatekeeper.py); `private` is /api/status?listeners for the
+    host itself (loopback only: the per-listener view never reaches a phone)."""
     root = web_root()
     snapshot = StatusSnapshot(status)
     rate = RateLimit()
@@ -179,8 +189,8 @@ def make_app(
     async def api_status(request: web.Request) -> web.Response:
         if not rate.allow(client_address(request)):
             return too_many()
-        if private is not None and client_address(request) in limits.HOST_ITSELF:
-            body = json.dumps(private(), separators=(",", ":")).encode()
+        if private is not None and "listeners" in request.query and _from_host_itself(request):
+            body = json.dumps(private(), separators=(",", ":")).encode()  # no CORS: not for pages
             return web.Response(body=body, content_type="application/json", headers=NO_STORE)
         snapshot.refresh()
         return web.Response(

@@ -82,6 +82,17 @@ async def get_status(url: str, path: str, *, local: str = "127.0.0.1") -> int:
         return resp.status
 
 
+async def get_body(
+    url: str, path: str, *, local: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> Any:
+    connector = aiohttp.TCPConnector(local_addr=(local, 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get(f"{url}{path}", headers=headers) as resp,
+    ):
+        return await resp.json()
+
+
 def muted(p: RawPlayer) -> bool:
     return any(
         m.get("type") == "server/command"
@@ -137,6 +148,18 @@ async def test_pin_cap_and_block_are_enforced_by_the_server(start_party) -> None
             await eventually(lambda: party.status.listeners == 2, what="two listeners")
             code, body = await join(base, id="guest-c", pin=PIN)
             assert (code, body["reason"]) == (403, "full")
+
+            # The per-phone view is for the host itself, never for a phone (nor a rebound page).
+            await eventually(lambda: len(party.status.roster) == 2, what="both phones' rows")
+            host_view = await get_body(base, "/api/status?listeners")
+            assert {r["id"] for r in host_view["roster"]} == {"guest-a", "guest-b"}
+            assert host_view["access"] == {"pin": PIN, "max_listeners": 2}
+            for seen in (
+                await get_body(base, "/api/status?listeners", local="127.0.3.9"),
+                await get_body(base, "/api/status?listeners", headers={"Host": "evil.test"}),
+                await get_body(base, "/api/status"),
+            ):
+                assert "roster" not in seen and "access" not in seen and PIN not in str(seen)
 
             # The host mutes guest-b: a Sendspin player command to that phone alone.
             party.act_on_listener(0, "guest-b", "mute")
