@@ -60,7 +60,8 @@ class ListenerDesk:
         return sum((h.listeners or 0) + len(h.joins) for h in live)
 
     def _known(self, client_id: str) -> bool:
-        return any(r["id"] == client_id and r["state"] != "reconnecting" for r in self.rows())
+        """Connected, or dropped moments ago (a reload, a worker restart): not a new guest."""
+        return any(r["id"] == client_id for r in self.rows())
 
     # -- what the host does ----------------------------------------------------------------
     def set_access(self, msg: SetAccess) -> None:

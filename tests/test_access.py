@@ -184,6 +184,18 @@ async def test_pin_cap_and_block_are_enforced_by_the_server(start_party) -> None
             await eventually(lambda: b.audio_frames > frames + 5, what="guest-b still playing")
             code, body = await join(base, id="guest-c", pin=PIN)
             assert code == 200, body  # guest-a's place is free again
+
+            # A new PIN is for phones still to come: guest-b plays on and may rejoin as is.
+            party.set_access("1357", None)
+            await eventually(
+                lambda: party.status.access.get("pin") == "1357", what="the new PIN applied"
+            )
+            assert (await join(base, id="guest-d", pin=PIN))[1]["reason"] == "wrong-pin"
+            assert (await join(base, id="guest-d", pin="1357"))[0] == 200
+            assert (await join(base, id="guest-b"))[0] == 200
+            frames = b.audio_frames
+            await eventually(lambda: b.audio_frames > frames + 5, what="guest-b untouched")
+            assert not await b.closed(0.1)
         finally:
             for p in players:
                 await p.stop()
