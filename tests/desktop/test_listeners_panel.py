@@ -4,6 +4,7 @@ them; one stops, the other is disconnected by the host."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,16 @@ async def test_panel_lists_two_phones_follows_one_stopping_and_disconnects_one(
         print(f"disconnect -> row gone in {time.monotonic() - began:.2f} s")
         await browser.wait_for("a", lambda s: s["refused"] == "kicked", what="phone a told")
         panel.grab().save(str(ARTIFACTS / "listeners-after-disconnect.png"))
+
+        # A PIN set in Settings applies at once, for phones still to come, and the QR code
+        # carries it so scanning just works.
+        host.update_settings(replace(host.settings, pin="2468", max_listeners=5))
+        await eventually(
+            lambda: shell.window.qr.text() == f"{front}#pin=2468", timeout=5, what="PIN in QR"
+        )
+        assert host.status is not None and host.status.access["max_listeners"] == 5
+        shell.window.present()
+        shell.window.grab().save(str(ARTIFACTS / "qr-window-with-pin.png"))
     finally:
         if browser is not None:
             await browser.close()
