@@ -28,17 +28,29 @@ log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+STARTING = "The party is starting. Trying again…"
+
+
 class Gatekeeper:
-    def __init__(self, listeners: Callable[[], int], known: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        listeners: Callable[[], int],
+        known: Callable[[str], bool],
+        rules: AccessRules | None = None,
+    ) -> None:
         """`listeners`: the party's listeners (pending joins included); `known`: whether a
-        player id is connected already (it keeps its place whatever the settings become)."""
-        self.rules = AccessRules()
+        player id is connected already (it keeps its place whatever the settings become).
+        Until `rules` arrive (a worker, before the coordinator's Access) nobody is admitted:
+        a restarted worker must not be an open door for its first milliseconds."""
+        self.rules = rules
         self.guard = PinGuard()
         self._listeners = listeners
         self._known = known
 
     def join(self, request: web.Request) -> web.Response | dict[str, Any]:
         """/api/join?id=<player id>&pin=<PIN>: a refusal, or the ticket to connect with."""
+        if self.rules is None:
+            return web.json_response({"error": STARTING}, status=503, headers=NO_STORE)
         client_id = valid_id(request.query.get("id"))
         address = request.remote or "unknown"
         reason = join_verdict(
@@ -68,6 +80,8 @@ class Gatekeeper:
 
     def hello(self, request: web.Request | None, client_id: str | None, known: bool) -> str | None:
         """Why a worker refuses this hello (the close reason), or None to admit it."""
+        if self.rules is None:
+            return STARTING
         address = (request.remote if request is not None else None) or "unknown"
         barred = self.rules.barred(client_id, address)
         if barred:

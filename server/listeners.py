@@ -31,8 +31,7 @@ class ListenerDesk:
     ) -> None:  # fmt: skip
         self.rules = AccessRules(pin=pin, max_listeners=max_listeners, secret=new_secret())
         self.rosters: dict[int, list[dict[str, Any]]] = {}
-        self.gate = Gatekeeper(self._listeners, self._known)
-        self.gate.rules = self.rules
+        self.gate = Gatekeeper(self._listeners, self._known, self.rules)
         self._supervisor = supervisor
         self._changed = changed
         supervisor.extra_handlers[Roster] = self._on_roster
