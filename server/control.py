@@ -25,6 +25,7 @@ from server.messages import (
     Hello,
     ListenerAction,
     Ready,
+    Roster,
     SetAccess,
     SetSource,
     SourceResult,
@@ -226,13 +227,18 @@ class PartyController:
         await serve_link(
             link,
             {
-                Status: lambda msg: self._set_status(PartyStatus.from_dict(msg.status)),
+                Status: self._on_status,
                 Ready: self._on_ready,
                 Event: lambda msg: self._event(msg.level, msg.text),
                 Fatal: self._on_fatal,
                 SourceResult: self._on_result,
+                Roster: lambda msg: self._set_status(replace(self.status, roster=msg.decoded())),
             },
         )
+
+    def _on_status(self, msg: Status) -> None:
+        """A new status; the rows arrive apart (Roster), so keep the last ones."""
+        self._set_status(replace(PartyStatus.from_dict(msg.status), roster=self.status.roster))
 
     def _on_ready(self, msg: Ready) -> None:
         self._set_status(PartyStatus.from_dict(msg.status))

@@ -64,7 +64,7 @@ class Coordinator:
             config.pin, config.max_listeners, self.supervisor, board.changed.set
         )
         self.front_door.gate = self.desk.gate.join
-        self.front_door.private = board.full
+        self.front_door.private = lambda: {**board.full(), **self.desk.private()}
         self._stop = stop
         self._tasks = TaskGroup("coordinator")
 

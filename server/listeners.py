@@ -21,6 +21,8 @@ from server.messages import Access, ListenerAction, Roster, SetAccess
 from server.supervisor import Supervisor, WorkerHandle
 
 log = logging.getLogger(__name__)
+MAX_PANEL_ROWS = 2000  # the whole party's rows to the host (~600 KB, under a frame's 1 MiB)
+ROSTER_PUSH_S = 0.5  # at most this often to the controller
 ACTIONS = frozenset({"mute", "unmute", "disconnect", "block"})
 
 
@@ -34,24 +36,37 @@ class ListenerDesk:
         self.gate = Gatekeeper(self._listeners, self._known, self.rules)
         self._supervisor = supervisor
         self._changed = changed
+        self._roster_dirty = False
+        self._pushed_at = 0.0
         supervisor.extra_handlers[Roster] = self._on_roster
         supervisor.on_ready = self._send_rules
 
     # -- what the host sees ----------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
         live = {h.id for h in self._supervisor.live()}
-        return [row for wid, rows in sorted(self.rosters.items()) if wid in live for row in rows]
+        rows = [row for wid, rows in sorted(self.rosters.items()) if wid in live for row in rows]
+        return rows[:MAX_PANEL_ROWS]
 
     def status(self) -> dict[str, Any]:
-        """For the controller and loopback /api/status only: never sent to a phone."""
-        return {
-            "roster": self.rows(),
-            "access": {"pin": self.rules.pin, "max_listeners": self.rules.max_listeners},
-        }
+        """For the controller's status (small: the rows go as Roster messages)."""
+        return {"access": {"pin": self.rules.pin, "max_listeners": self.rules.max_listeners}}
+
+    def private(self) -> dict[str, Any]:
+        """For loopback /api/status?listeners only: never sent to a phone."""
+        return {**self.status(), "roster": self.rows()}
+
+    def push(self, link: Any) -> None:
+        """The rows to the controller when they changed, at most every ROSTER_PUSH_S."""
+        now = time.monotonic()
+        if link is None or not self._roster_dirty or now - self._pushed_at < ROSTER_PUSH_S:
+            return
+        self._roster_dirty = False
+        self._pushed_at = now
+        link.send(Roster.of(self.rows()))
 
     def _on_roster(self, handle: WorkerHandle, msg: Roster) -> None:
-        self.rosters[handle.id] = msg.rows
-        self._changed()
+        self.rosters[handle.id] = msg.decoded()[:MAX_PANEL_ROWS]
+        self._roster_dirty = True  # pushed by the status loop (push), not with every status
 
     def _listeners(self) -> int:
         """Listening now plus phones sent to a worker that have not arrived yet."""

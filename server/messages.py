@@ -1,7 +1,7 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
 controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal, SetSource → SourceResult, Stop,
-                          SetAccess, ListenerAction.
+                          SetAccess, ListenerAction; Roster (the host's per-phone rows).
 coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, Status, Stop;
                           Roster ← Access, ListenerAction.
 
@@ -173,9 +173,23 @@ class ListenerAction(Message):
 
 @_message
 class Roster(Message):
-    """Worker → coordinator: one row per phone (server/roster.py), sent when it changed."""
+    """One row per phone (server/roster.py), sent when it changed: worker → coordinator, and
+    the whole party's coordinator → controller. The rows travel as the raw payload (JSON): a
+    busy party's rows outgrow the 64 KiB header a frame may have."""
 
-    rows: list[dict[str, Any]]
+    PAYLOAD: ClassVar[str | None] = "rows"
+    rows: bytes = b"[]"
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> Roster:
+        return cls(rows=json.dumps(rows, separators=(",", ":")).encode())
+
+    def decoded(self) -> list[dict[str, Any]]:
+        try:
+            rows = json.loads(self.rows)
+        except ValueError:
+            return []
+        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 def encode(msg: Message) -> tuple[bytes, bytes]:

@@ -32,6 +32,8 @@ REPORT_FRESH_S = 40.0  # the page reports every 15 s and on change; older is sta
 REPORTS_PER_S = 1.0  # per address, burst REPORT_BURST: a page sends one every few seconds
 REPORT_BURST = 5
 ROSTER_MIN_INTERVAL_S = 1.0
+MAX_ROWS = 1000  # per worker: its connection cap (server/limits.py); ~300 bytes a row
+MAX_AWAY_ROWS = 50  # phones that left moments ago: churn must not flood the host's panel
 ROSTER_REFRESH_S = 5.0
 RECONNECT_WINDOW_S = 20.0  # a phone that left this recently may be on its way back
 
@@ -67,9 +69,7 @@ class RosterTracker:
         self._since: dict[str, float] = {}  # client id -> connected at (wall clock)
         self._sent: dict[str, tuple[int, float]] = {}  # client id -> (bytes, monotonic)
         self._kbps: dict[str, int] = {}
-        self._reports: dict[
-            str, tuple[float, dict[str, Any]]
-        ] = {}  # id -> (at, said)
+        self._reports: dict[str, tuple[float, dict[str, Any]]] = {}  # id -> (at, said)
 
     def report(self, client_id: str, query: Any) -> None:
         """What the page says about itself (state, sync error, the guest's name), bounded."""
@@ -91,15 +91,19 @@ class RosterTracker:
 
     def rows(self, clients: list[Any], left: dict[str, float]) -> list[dict[str, Any]]:
         now, wall = time.monotonic(), time.time()
-        rows = []
+        rows: list[dict[str, Any]] = []
         seen = set()
+        away = 0
         for client in clients:
+            if len(rows) >= MAX_ROWS:
+                break
             cid = client.client_id
             conn = client.connection
             if conn is None:
                 left_at = left.get(cid)
-                if left_at is None or now - left_at > RECONNECT_WINDOW_S:
+                if left_at is None or now - left_at > RECONNECT_WINDOW_S or away >= MAX_AWAY_ROWS:
                     continue
+                away += 1
                 state = "reconnecting"
             else:
                 state = "playing" if is_listening(client) else "connecting"

@@ -83,6 +83,8 @@ class StatusBoard:
             if level != self._level:
                 self._level = level
                 self.changed.set()
+            if self.desk is not None:
+                self.desk.push(self.link)  # the per-phone rows, on their own channel
             if self.changed.is_set():
                 self.changed.clear()
                 if self.link is not None:

@@ -265,7 +265,7 @@ class Worker:
             "roster",
             roster.report(
                 self._roster, self._server, self._left,
-                lambda rows: link.send(Roster(rows=rows)), self._stop,
+                lambda rows: link.send(Roster.of(rows)), self._stop,
             ),
         )  # fmt: skip
         try:

@@ -199,3 +199,20 @@ async def test_pin_cap_and_block_are_enforced_by_the_server(start_party) -> None
         finally:
             for p in players:
                 await p.stop()
+
+
+def test_a_busy_partys_rows_fit_one_link_frame() -> None:
+    """The rows are the payload, not the 64 KiB JSON header (which 340 rows once broke)."""
+    from server.ipc import MAX_HEADER, MAX_PAYLOAD
+    from server.listeners import MAX_PANEL_ROWS
+    from server.messages import Roster, decode, encode
+
+    row = {
+        "id": "x" * 43, "name": "N" * 64, "sync_ms": 12.5, "address": "192.168.100.200",
+        "codec": "flac", "kbps": 480, "state": "reconnecting", "since": 1796014153.6227872,
+        "worker": 15, "muted": False, "offset_ms": 250,
+    }  # fmt: skip
+    rows = [row] * MAX_PANEL_ROWS
+    header, payload = encode(Roster.of(rows))
+    assert len(header) < MAX_HEADER and len(payload) < MAX_PAYLOAD
+    assert decode(header, payload).decoded() == rows
