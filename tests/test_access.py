@@ -170,8 +170,10 @@ async def test_pin_cap_and_block_are_enforced_by_the_server(start_party) -> None
             assert await get_status(me, "/api/me?id=guest-b&state=background") == 204
             assert await get_status(me, "/api/me?id=guest-b", local="127.0.3.9") == 404
             await eventually(
-                lambda: {r["id"]: r["state"] for r in party.status.roster}.get("guest-b")
-                == "background",
+                lambda: (
+                    {r["id"]: r["state"] for r in party.status.roster}.get("guest-b")
+                    == "background"
+                ),
                 what="the page's own state in the roster",
             )
 

@@ -69,15 +69,19 @@ async def test_panel_lists_two_phones_follows_one_stopping_and_disconnects_one(
             await browser.wait_for(page, listening, what="playback", timeout=30)
 
         await eventually(
-            lambda: sorted(column(panel, "Codec")) == ["FLAC", "OPUS"]
-            and column(panel, "State") == ["Playing", "Playing"],
+            lambda: (
+                sorted(column(panel, "Codec")) == ["FLAC", "OPUS"]
+                and column(panel, "State") == ["Playing", "Playing"]
+            ),
             timeout=10,
             what="two playing phones with their codecs",
         )
         await eventually(
-            lambda: sorted(column(panel, "Name")) == [GUEST_NAME, "Web browser"]
-            and all(k.isdigit() and int(k) > 0 for k in column(panel, "kbit/s"))
-            and all(s.endswith(" ms") for s in column(panel, "Sync")),
+            lambda: (
+                sorted(column(panel, "Name")) == [GUEST_NAME, "Web browser"]
+                and all(k.isdigit() and int(k) > 0 for k in column(panel, "kbit/s"))
+                and all(s.endswith(" ms") for s in column(panel, "Sync"))
+            ),
             timeout=15,
             what="names, kbit/s and the sync error each page reports",
         )
@@ -87,9 +91,7 @@ async def test_panel_lists_two_phones_follows_one_stopping_and_disconnects_one(
         await browser.call("tap", page="b", selector="#stop")
         android = next(r["id"] for r in panel.rows if r["name"] == GUEST_NAME)
         await eventually(
-            lambda: all(
-                r["state"] != "playing" for r in panel.rows if r["id"] == android
-            ),
+            lambda: all(r["state"] != "playing" for r in panel.rows if r["id"] == android),
             timeout=10,
             what="the stopped phone no longer playing",
         )
