@@ -14,6 +14,14 @@ from tests.test_browser import ARTIFACTS, listening, shot
 
 pytestmark = pytest.mark.browser
 PIN = "2468"
+GUESS = """(async () => {
+  const codes = [];
+  for (let n = 0; n < 20; n += 1) {
+    const r = await fetch(`/api/join?id=guest-c&pin=${1000 + n}`, { cache: "no-store" });
+    codes.push(r.status);
+  }
+  return codes;
+})()"""
 
 
 async def type_pin(browser: BrowserDriver, page: str, pin: str) -> None:
@@ -70,5 +78,17 @@ async def test_pin_screen_full_party_and_a_blocked_phone(start_party) -> None:
             # ... while another phone now gets its place.
             await browser.call("tap", page="b", selector="#start")
             await browser.wait_for("b", listening, what="phone b playing once there is room")
+
+            # Guessing from a page: 20 wrong PINs in a row, then even the right one waits.
+            await browser.call("open", page="c", url=front)
+            codes = await browser.call("eval", page="c", expression=GUESS)
+            assert codes[:-1] == [403] * 19 and codes[-1] == 429, codes
+            await browser.call("tap", page="c", selector="#start")
+            await browser.wait_for("c", lambda s: s["phase"] == "pin", what="the PIN screen")
+            await type_pin(browser, "c", PIN)
+            await browser.wait_for(
+                "c", lambda s: s["refused"] == "throttled", what="the right PIN throttled"
+            )
+            await shot(browser, "c", "access-throttled")
         finally:
             await browser.close()

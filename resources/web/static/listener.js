@@ -2,7 +2,7 @@
 // how it finds a live worker again when the one it had goes away.
 import { SendspinPlayer } from "./vendor/sendspin.js";
 import { joinParty } from "./party-api.js";
-import { savedPin } from "./pin.js";
+import { savePin, savedPin } from "./pin.js";
 
 const CONNECT_TIMEOUT_MS = 8000;
 const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 10000];
@@ -171,6 +171,7 @@ export class PartyListener {
     if (!this.active) return false;
     if (join.refused) {
       this.refusal = join;
+      if (join.refused === "wrong-pin") savePin(null); // never resend a wrong one by itself
       this.active = false; // a PIN, a full party or the host's no: the guest decides what next
       if (this.player) this.player.disconnect("user_request");
       this._set("refused");
