@@ -22,7 +22,6 @@ from aiohttp import web
 
 from server.access import valid_id
 from server.admission import is_listening
-from server.tasks import sleep_or_stop
 from server.web import RateLimit, client_address
 
 PAGE_STATES = frozenset({"playing", "buffering", "background"})
@@ -70,6 +69,7 @@ class RosterTracker:
         self._sent: dict[str, tuple[int, float]] = {}  # client id -> (bytes, monotonic)
         self._kbps: dict[str, int] = {}
         self._reports: dict[str, tuple[float, dict[str, Any]]] = {}  # id -> (at, said)
+        self.acted = asyncio.Event()  # set after a host action: push without waiting
 
     def report(self, client_id: str, query: Any) -> None:
         """What the page says about itself (state, sync error, the guest's name), bounded."""
@@ -197,6 +197,15 @@ def report_route(tracker: RosterTracker, server: Any) -> Any:
     return handler
 
 
+async def _either(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 async def report(
     tracker: RosterTracker, server: Any, left: dict[str, float], send: Any, stop: asyncio.Event
 ) -> None:
@@ -204,7 +213,9 @@ async def report(
     every ROSTER_REFRESH_S for kbit/s."""
     last: list[tuple[Any, ...]] | None = None
     sent_at = 0.0
-    while not await sleep_or_stop(stop, ROSTER_MIN_INTERVAL_S):
+    while not stop.is_set():
+        await _either(stop, tracker.acted, ROSTER_MIN_INTERVAL_S)  # acted: show it now
+        tracker.acted.clear()
         rows = tracker.rows(server.clients, left)
         now = time.monotonic()
         if visible(rows) != last or (rows and now - sent_at >= ROSTER_REFRESH_S):

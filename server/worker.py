@@ -105,6 +105,7 @@ class Worker:
     async def _act(self, msg: ListenerAction) -> None:
         if self._server is not None:
             await roster.act(self._server, msg.client_id, msg.action)
+            self._roster.acted.set()
 
     def _on_event(self, server: SendspinServer, event: SendspinEvent) -> None:
         if isinstance(event, ClientConnectedEvent | ClientAddedEvent):

@@ -97,9 +97,17 @@ async def test_panel_lists_two_phones_follows_one_stopping_and_disconnects_one(
         )
         panel.grab().save(str(ARTIFACTS / "listeners-one-stopped.png"))
 
-        # The host disconnects phone a: gone from the panel within 2 s.
+        # The host mutes phone a: the phone obeys and says so in its state.
         browser_id = next(r["id"] for r in panel.rows if r["name"] == "Web browser")
         panel.select(browser_id)
+        assert panel.mute.text() == "Mute"
+        panel.mute.click()
+        await eventually(
+            lambda: column(panel, "State") == ["Playing · muted by you"], timeout=5, what="muted"
+        )
+        assert panel.mute.text() == "Unmute"
+
+        # The host disconnects phone a: gone from the panel within 2 s.
         began = time.monotonic()
         panel.disconnect_button.click()
         await eventually(
