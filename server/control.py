@@ -22,8 +22,10 @@ from server.messages import (
     Event,
     Fatal,
     Hello,
+    Message,
     Ready,
     SetSource,
+    Skip,
     SourceResult,
     Status,
     Stop,
@@ -62,6 +64,7 @@ class PartyStatus:
     listeners: int | None = None  # None: no real figure yet (never a made-up minimum)
     workers: list[dict[str, Any]] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
+    now_playing: dict[str, Any] | None = None  # the track heard now (title, artist, ...)
     message: str | None = None
     level: dict[str, float] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
@@ -165,12 +168,20 @@ class PartyController:
 
     async def set_source(self, source: SourceSpec) -> None:
         """Switch what plays; on failure the current source keeps playing (PartyError)."""
+        await self._command(lambda rid: SetSource(id=rid, source=source.to_dict()))
+
+    async def skip(self, step: int) -> None:
+        """Next (1) or previous (-1) track of the playlist that plays (PartyError if none)."""
+        await self._command(lambda rid: Skip(id=rid, step=step))
+
+    async def _command(self, make: Callable[[int], Message]) -> None:
+        """Send a command and wait for its one SourceResult."""
         if self._link is None or not self.running:
             raise PartyError("The party is not running.")
         rid = next(self._ids)
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._replies[rid] = reply
-        self._link.send(SetSource(id=rid, source=source.to_dict()))
+        self._link.send(make(rid))
         try:
             error = await asyncio.wait_for(reply, COMMAND_TIMEOUT_S)
         except TimeoutError:

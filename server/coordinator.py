@@ -17,7 +17,16 @@ from server import ipc, netinfo
 from server.child import child_main
 from server.config import PartyConfig
 from server.frontdoor import FrontDoor
-from server.messages import Background, Fatal, Ready, SetSource, SourceResult, Status, serve_link
+from server.messages import (
+    Background,
+    Fatal,
+    Ready,
+    SetSource,
+    Skip,
+    SourceResult,
+    Status,
+    serve_link,
+)
 from server.phase import Phase
 from server.pump import Pump
 from server.sources.base import SourceError, SourceSpec
@@ -48,6 +57,7 @@ class Coordinator:
             report=board.report,
             on_change=self._on_workers_changed,
         )
+        self.supervisor.greeting = self.pump.greeting  # a restarted worker shows the track too
         self.front_door = FrontDoor(board.public, self.supervisor, self._live)
         self._stop = stop
         self._tasks = TaskGroup("coordinator")
@@ -130,7 +140,11 @@ class Coordinator:
 
     # -- commands from the controller --------------------------------------------------------
     async def _control(self, link: ipc.Link) -> None:
-        why = await serve_link(link, {SetSource: Background(self._set_source)}, self._tasks)
+        why = await serve_link(
+            link,
+            {SetSource: Background(self._set_source), Skip: Background(self._skip)},
+            self._tasks,
+        )
         log.info("controller link %s: shutting down", why)
 
     async def _set_source(self, msg: SetSource) -> None:
@@ -141,6 +155,11 @@ class Coordinator:
             log.info("now playing: %s", spec.label)
         else:
             log.warning("source switch failed: %s", error)
+        if self.board.link is not None:
+            self.board.link.send(SourceResult(id=msg.id, error=error))
+
+    async def _skip(self, msg: Skip) -> None:
+        error = await self.pump.skip(msg.step)
         if self.board.link is not None:
             self.board.link.send(SourceResult(id=msg.id, error=error))
 

@@ -1,7 +1,9 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
-controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal, SetSource → SourceResult, Stop.
-coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, Status, Stop.
+controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal, SetSource | Skip → SourceResult,
+                          Stop.
+coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, NowPlaying,
+                          Status, Stop.
 
 A message is a small frozen dataclass; its wire form is a JSON header {"t": tag, ...fields}
 plus an optional raw payload (only `Pcm` has one: audio never goes through JSON). Decoding
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from server.ipc import Link
+    from server.nowplaying import Track
     from server.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,14 @@ class SourceResult(Message):
 
 
 @_message
+class Skip(Message):
+    """Next (step 1) or previous (step -1) track of a playlist; answered by a SourceResult."""
+
+    id: int
+    step: int
+
+
+@_message
 class Stop(Message):
     """Shut down gracefully (bounded by the sender's patience)."""
 
@@ -120,7 +131,38 @@ class Pcm(Message):
 
 @_message
 class Reset(Message):
-    """A new timeline starts: drop audio queued on the old one."""
+    """A new timeline starts: drop audio queued on the old one. `jump`: the audio goes
+    elsewhere (switch, skip), so tracks waiting for the dropped audio never play; otherwise
+    (resume after idle) the source goes on where it was and the newest of them plays now."""
+
+    jump: bool = False
+
+
+@_message
+class NowPlaying(Message):
+    """The track heard from play time `ts` on (µs, protocol clock; 0 = at once). The cover
+    image travels raw, like PCM."""
+
+    PAYLOAD: ClassVar[str | None] = "artwork"
+    ts: int
+    title: str = ""
+    artist: str = ""
+    album: str = ""
+    duration_ms: int | None = None
+    label: str = ""
+    artwork_mime: str = ""
+    artwork: bytes = b""
+
+    @classmethod
+    def of(cls, ts: int, track: Track) -> NowPlaying:
+        return cls(ts=ts, **dataclasses.asdict(track))
+
+    def track(self) -> Track:
+        from server.nowplaying import Track
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.pop("ts")
+        return Track(**fields)
 
 
 @_message

@@ -1,8 +1,10 @@
 """The pump: reads the one source and fans every chunk out to all workers with its play time.
 
-It owns what plays (the source, switching it, falling back to silence when it breaks) and
-the timeline policy's side effects (a Reset before each new timeline, pacing files and URLs
-to a bounded lead). While nobody listens it stops reading, and releases live devices.
+It owns what plays (the source, switching it, skipping a playlist's track, falling back to
+silence when it breaks), what the guests are told is playing (a NowPlaying stamped with the
+play time of the first chunk it belongs to), and the timeline policy's side effects (a Reset
+before each new timeline, pacing files and URLs to a bounded lead). While nobody listens it
+stops reading, and releases live devices.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Protocol
 from server import clock, sources
 from server.ipc import frame
 from server.level_meter import LevelMeter
-from server.messages import Message, Pcm, Reset
+from server.messages import Message, NowPlaying, Pcm, Reset
+from server.nowplaying import Schedule, Track
 from server.sources.base import Report, Source, SourceError, SourceSpec
 from server.tasks import sleep_or_stop
 from server.timeline import Timeline
@@ -48,8 +51,11 @@ class Pump:
         self.level = LevelMeter()
         self.timeline = timeline
         self.listeners_changed = asyncio.Event()
+        self.tracks: Schedule[Track] = Schedule()  # what phones hear now / will hear soon
         self._report = report
         self._on_change = on_change
+        self._generation = 0  # bumped by a switch or skip: audio read before it is void
+        self._announce = True  # the next chunk carries a NowPlaying even if none was made
 
     async def open(self) -> None:
         """Open the first source; SourceError tells the host why it cannot play."""
@@ -69,11 +75,35 @@ class Pump:
             return str(exc)
         old, self.source, self.spec = self.source, new, spec
         self.failed = False
-        self.timeline.restart()
+        self._new_timeline()
         if old is not None:
             await old.close()
         self._on_change()
         return None
+
+    async def skip(self, step: int) -> str | None:
+        """Next/previous track of a playlist, heard at once; why not, for other sources."""
+        source = self.source
+        skip = getattr(source, "skip", None)
+        if skip is None or self.failed:
+            return "Next and previous work when a playlist or folder plays."
+        await skip(step)
+        self._new_timeline()
+        return None
+
+    def _new_timeline(self) -> None:
+        self._generation += 1
+        self._announce = True
+        self.timeline.restart()
+
+    def greeting(self) -> list[Message]:
+        """What a (re)started worker needs to show the right track: the current one at once,
+        then those still waiting for their audio."""
+        msgs: list[Message] = []
+        if self.tracks.current is not None:
+            msgs.append(NowPlaying.of(0, self.tracks.current))
+        msgs += [NowPlaying.of(ts, track) for ts, track in self.tracks.pending()]
+        return msgs
 
     async def close(self) -> None:
         if self.source is not None:
@@ -88,7 +118,7 @@ class Pump:
             if workers.listening() == 0:
                 await self._idle(workers, stop)
                 continue
-            source = self.source
+            source, generation = self.source, self._generation
             assert source is not None
             try:
                 chunk = await asyncio.wait_for(source.read(), STALL_CHECK_S)
@@ -98,20 +128,40 @@ class Pump:
                 if source is self.source:  # not the old source, closed by a switch
                     await self._fail(str(exc))
                 continue
-            if source is not self.source:
+            if source is not self.source or generation != self._generation:
                 continue  # switched while this read was in flight: drop the old audio
             now = clock.now_us()
             ts, new_timeline = self.timeline.next(now, len(chunk), source.live)
             if new_timeline:
                 # Workers drop audio queued on the old timeline, so phones never hear two
                 # overlapping ones (a switch is heard at once).
-                workers.send_all(Reset())
+                workers.send_all(Reset(jump=self._announce))
+                if self.tracks.new_timeline(jump=self._announce):
+                    self._on_change()
+            self._stamp_track(workers, source, ts)
             workers.send_all(frame(Pcm(ts=ts, pcm=chunk)), droppable=True)
             self.chunks_sent += 1
             self.level.add(chunk)
             wait_us = self.timeline.wait_us(clock.now_us(), source.live)
             if wait_us:
                 await sleep_or_stop(stop, wait_us / 1_000_000)
+
+    def _stamp_track(self, workers: Workers, source: Source, ts: int) -> None:
+        """A track change the source announced (or, after a switch, at least the source's
+        name) takes effect when this chunk plays."""
+        track = source.take_track()
+        if track is None and self._announce:
+            track = Track()
+        self._announce = False
+        if track is None:
+            return
+        track = track.with_label(source.spec.short_label)
+        self.tracks.add(ts, track)
+        workers.send_all(NowPlaying.of(ts, track))
+
+    def heard(self, now_us: int) -> bool:
+        """Move the tracks whose audio now plays to `tracks.current`; True when it changed."""
+        return self.tracks.due(now_us)
 
     async def _idle(self, workers: Workers, stop: asyncio.Event) -> None:
         """Nobody listens: stop decoding (and release live devices) until someone does."""
@@ -137,3 +187,4 @@ class Pump:
         if self.source is not None:
             await self.source.close()
         self.source = await self._open(SourceSpec("silence"))
+        self._announce = True

@@ -116,6 +116,7 @@ class Supervisor:
         self._settled = asyncio.Event()
         self._tasks = TaskGroup("supervisor")
         self._ping = 0
+        self.greeting: Callable[[], list[Message]] = list  # sent to each worker when ready
 
     # -- startup ---------------------------------------------------------------------------
     async def start(self) -> int:
@@ -183,7 +184,7 @@ class Supervisor:
             await serve_link(
                 link,
                 {
-                    Ready: changed(lambda _: self._ready(handle)),
+                    Ready: changed(lambda _: self._ready(handle, self.greeting())),
                     Count: changed(lambda msg: self._count(handle, msg)),
                     Failed: changed(lambda msg: setattr(handle, "last_error", msg.text)),
                     Pong: lambda msg: self._pong(handle, msg),
@@ -196,10 +197,13 @@ class Supervisor:
                 self._on_change()
 
     @staticmethod
-    def _ready(handle: WorkerHandle) -> None:
+    def _ready(handle: WorkerHandle, greeting: list[Message]) -> None:
         handle.ready = True
         handle.listeners = 0
         handle.last_pong = time.monotonic()
+        if handle.link is not None:
+            for msg in greeting:
+                handle.link.send(msg)
 
     @staticmethod
     def _count(handle: WorkerHandle, msg: Count) -> None:

@@ -35,10 +35,22 @@ from server import web as party_web
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
 from server.child import child_main
 from server.ghosts import GhostWatch
-from server.messages import Count, Failed, Pcm, Ping, Pong, Ready, Reset, Status, serve_link
+from server.messages import (
+    Count,
+    Failed,
+    NowPlaying,
+    Pcm,
+    Ping,
+    Pong,
+    Ready,
+    Reset,
+    Status,
+    serve_link,
+)
 from server.pairing import PartyPairingStore
 from server.phase import Phase
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
+from server.worker_tracks import TrackBoard
 
 log = logging.getLogger(__name__)
 PCM_FORMAT = AudioFormat(sample_rate=SAMPLE_RATE, bit_depth=BIT_DEPTH, channels=CHANNELS)
@@ -69,6 +81,7 @@ class Worker:
         self._stream_fed = False
         self._ghosts = GhostWatch()
         self._left: dict[str, float] = {}  # client id -> when it disconnected
+        self._tracks = TrackBoard(port, lambda: self.status)  # now playing, timed to audio
 
     # -- listeners -------------------------------------------------------------------------
     @property
@@ -98,6 +111,7 @@ class Worker:
             self._group = client.group
             self._stream = self._group.start_stream()
             self._stream_fed = False
+            self._tracks.attach(self._group)
         elif client.group is not self._group:
             self._tasks.spawn(f"join-{client_id[:8]}", self._group.add_client(client))
 
@@ -109,6 +123,7 @@ class Worker:
                 self._stream.stop()
         self._stream = None
         self._group = None
+        self._tracks.attach(None)
 
     # -- audio -----------------------------------------------------------------------------
     async def _commit(self, play_start_us: int, pcm: bytes) -> None:
@@ -133,11 +148,12 @@ class Worker:
         except StreamStoppedError:
             self._reset_stream()
 
-    def _reset(self, _: Reset) -> None:
+    def _reset(self, msg: Reset) -> None:
         """A new timeline: drop what was queued on the old one."""
         self._recent.clear()
         if self._stream is not None and not self._stream.is_stopped:
             self._stream.clear()
+        self._tracks.reset(msg.jump)
 
     def _pong(self, ping: Ping) -> None:
         """Answered from this loop, so a stuck loop shows as silence to the watchdog."""
@@ -151,6 +167,7 @@ class Worker:
             {
                 Pcm: lambda msg: self._commit(msg.ts, msg.pcm),
                 Reset: self._reset,
+                NowPlaying: self._tracks.receive,
                 Status: lambda msg: setattr(self, "status", msg.status),
                 Ping: self._pong,
             },
@@ -213,6 +230,7 @@ class Worker:
         self._server.add_event_listener(self._on_event)
         app = party_web.make_app(lambda: self.status, self._join_target)
         app.router.add_get(SendspinServer.API_PATH, self._on_websocket)
+        app.router.add_get("/api/artwork/{key}", self._tracks.artwork)
         try:
             runner = await party_web.serve(app, self.host, self.port)
         except OSError as exc:
@@ -223,6 +241,7 @@ class Worker:
         counts = self._tasks.spawn("counts", self._report_counts())
         self._tasks.spawn("ghosts", self._ghosts.run(self._stop))
         self._tasks.spawn("reaper", self._reap())
+        self._tasks.spawn("tracks", self._tracks.run(self._stop))
         try:
             await first_completed(
                 self._tasks.spawn("receive", self._receive()),

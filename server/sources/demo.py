@@ -12,6 +12,7 @@ import asyncio
 import numpy as np
 
 from server.audio_format import CHUNK_BYTES, FRAME_BYTES, SAMPLE_RATE
+from server.nowplaying import Track
 from server.sources.base import Source
 
 BPM = 120
@@ -35,6 +36,8 @@ MELODY = [
     (13, 69, 1),
     (14, 72, 2),
 ]
+TITLE = "Rooftop Loop"  # the demo's own title, so phones show a song, not a source
+ARTIST = "Party Stream Demo"
 _rng = np.random.default_rng(7)  # fixed seed: the demo sounds the same every time
 
 
@@ -128,6 +131,13 @@ class DemoSource(Source):
     async def open(self) -> None:
         if not self._pcm:
             self._pcm = (await asyncio.to_thread(render)).tobytes()
+        self._pos = 0
+        self._announce()
+
+    def _announce(self) -> None:
+        """Each pass of the loop is announced, so the phones' progress bar starts over."""
+        ms = len(self._pcm) // FRAME_BYTES * 1000 // SAMPLE_RATE
+        self.announce(Track(title=TITLE, artist=ARTIST, duration_ms=ms))
 
     async def read(self) -> bytes:
         end = self._pos + CHUNK_BYTES
@@ -135,6 +145,7 @@ class DemoSource(Source):
         if len(chunk) < CHUNK_BYTES:
             end = CHUNK_BYTES - len(chunk)
             chunk += self._pcm[:end]
+            self._announce()
         self._pos = end % len(self._pcm)
         assert len(chunk) % FRAME_BYTES == 0
         return chunk
