@@ -17,8 +17,8 @@ from desktop import icons
 from desktop.version import app_version
 
 AUDIO_FILTER = (
-    "Audio files (*.mp3 *.flac *.wav *.ogg *.oga *.opus *.m4a *.aac *.wma *.aiff *.aif "
-    "*.mka *.webm *.mp4);;All files (*)"
+    "Audio files and playlists (*.mp3 *.flac *.wav *.ogg *.oga *.opus *.m4a *.aac *.wma *.aiff "
+    "*.aif *.mka *.webm *.mp4 *.m3u *.m3u8 *.pls);;All files (*)"
 )
 
 
@@ -35,6 +35,22 @@ def open_file(parent: QWidget | None, start_dir: str, done: Callable[[str], None
         start_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MusicLocation)
     dialog = QFileDialog(parent, "Play a music file", start_dir, AUDIO_FILTER)
     dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+    dialog.setWindowIcon(icons.app_icon())
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.fileSelected.connect(done)
+    dialog.open()
+    return dialog
+
+
+def open_folder(
+    parent: QWidget | None, start_dir: str, done: Callable[[str], None]
+) -> QFileDialog:
+    """A folder of music, played as a playlist (sorted, subfolders included)."""
+    if not start_dir or not Path(start_dir).is_dir():
+        start_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MusicLocation)
+    dialog = QFileDialog(parent, "Play a folder of music", start_dir)
+    dialog.setFileMode(QFileDialog.FileMode.Directory)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
     dialog.setWindowIcon(icons.app_icon())
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.fileSelected.connect(done)

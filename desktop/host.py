@@ -107,6 +107,15 @@ class PartyHost(QObject):
         return self.settings.source.label
 
     @property
+    def now_playing(self) -> str:
+        """What the guests hear ("Title — Artist"), while the party is live; "" if unknown."""
+        track = self.status.now_playing if self.status and self.phase is Phase.LIVE else None
+        if not track:
+            return ""
+        title = track.get("title") or track.get("label") or ""
+        return " — ".join(part for part in (title, track.get("artist") or "") if part)
+
+    @property
     def level(self) -> dict[str, float] | None:
         return self.status.level if self.status and self.phase is Phase.LIVE else None
 
@@ -224,6 +233,18 @@ class PartyHost(QObject):
                 self.switching_to = None
                 self.changed.emit()
         self.update_settings(replace(self.settings, source=spec))
+        return True
+
+    async def skip(self, step: int) -> bool:
+        """Next (1) or previous (-1) track of the playlist that plays; the host is told why
+        not when it cannot."""
+        if self.phase is not Phase.LIVE or self.party is None:
+            return False
+        try:
+            await self.party.skip(step)
+        except Exception as exc:  # PartyError: its message is for people
+            self._notify("warning", str(exc))
+            return False
         return True
 
     def update_settings(self, settings: Settings) -> None:

@@ -237,6 +237,8 @@ class QrWindow(QWidget):
         if phase == Phase.LIVE and host.problem:  # phones stay connected, the source broke
             color, word = "#fbbf24", "Live, source problem"
         detail = host.source_label if host.running else host.settings.source.short_label
+        if host.now_playing:  # what the guests hear beats where it comes from
+            detail = f"♪ {host.now_playing}"
         self.pill.setText(
             f'<span style="color:{color}">●</span>&nbsp; {word} &nbsp;·&nbsp; {_html(detail)}'
         )

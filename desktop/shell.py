@@ -86,6 +86,9 @@ class Shell(QObject):
         m.source_chosen.connect(self.choose_source)
         m.open_file_requested.connect(self.ask_file)
         m.open_url_requested.connect(self.ask_url)
+        m.open_folder_requested.connect(self.ask_folder)
+        m.next_track.triggered.connect(lambda: self.spawn(host.skip(1), "next-track"))
+        m.previous_track.triggered.connect(lambda: self.spawn(host.skip(-1), "previous-track"))
         m.show_qr.triggered.connect(self.window.present)
         m.open_player.triggered.connect(self.open_player)
         m.open_settings.triggered.connect(self.open_settings)
@@ -172,8 +175,19 @@ class Shell(QObject):
         self.dialog = dialogs.open_file(self._parent(), start, self._file_chosen)
 
     def _file_chosen(self, path: str) -> None:
+        if path:  # a music file, or an M3U/M3U8/PLS playlist
+            spec = SourceSpec.parse(path)
+            self.choose_source(replace(spec, shuffle=self.host.settings.source.shuffle))
+
+    def ask_folder(self) -> None:
+        current = self.host.settings.source
+        start = current.location if current.kind == "playlist" else ""
+        self.dialog = dialogs.open_folder(self._parent(), start, self._folder_chosen)
+
+    def _folder_chosen(self, path: str) -> None:
         if path:
-            self.choose_source(SourceSpec("file", path))
+            shuffle = self.host.settings.source.shuffle
+            self.choose_source(SourceSpec("playlist", path, shuffle=shuffle))
 
     def ask_url(self) -> None:
         current = self.host.settings.source

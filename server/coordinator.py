@@ -58,7 +58,7 @@ class Coordinator:
             on_change=self._on_workers_changed,
         )
         self.supervisor.greeting = self.pump.greeting  # a restarted worker shows the track too
-        self.front_door = FrontDoor(board.public, self.supervisor, self._live)
+        self.front_door = FrontDoor(board.public, self.supervisor, self._live, self.pump.covers)
         self._stop = stop
         self._tasks = TaskGroup("coordinator")
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Any
+
+from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 ARTWORK_MAX_PX = 600  # covers are scaled down to this (phones show them at most ~300 pt wide)
 ARTWORK_MAX_BYTES = 400_000  # larger images are re-encoded: each worker gets a copy
-ARTWORK_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
+KEEP_COVERS = 8  # recent covers stay fetchable (a phone may ask for one just replaced)
+ARTWORK_CACHE = {"Cache-Control": "public, max-age=86400, immutable"}  # keyed by content
 
 
 @dataclass(frozen=True)
@@ -146,3 +149,28 @@ class Schedule[T]:
 
     def pending(self) -> list[tuple[int, T]]:
         return list(self._pending)
+
+
+class Covers:
+    """The last few cover images by content key, served as GET /api/artwork/{key} by the
+    front door and every worker (so a page asks its own origin; no internet, no paths)."""
+
+    ROUTE = "/api/artwork/{key}"
+
+    def __init__(self) -> None:
+        self._images: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+
+    def add(self, track: Track) -> None:
+        if not track.artwork:
+            return
+        self._images[track.artwork_key] = (track.artwork, track.artwork_mime or "image/jpeg")
+        self._images.move_to_end(track.artwork_key)
+        while len(self._images) > KEEP_COVERS:
+            self._images.popitem(last=False)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        image = self._images.get(request.match_info.get("key", ""))
+        if image is None:
+            raise web.HTTPNotFound()
+        data, mime = image
+        return web.Response(body=data, content_type=mime, headers=ARTWORK_CACHE)

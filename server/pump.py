@@ -18,7 +18,7 @@ from server import clock, sources
 from server.ipc import frame
 from server.level_meter import LevelMeter
 from server.messages import Message, NowPlaying, Pcm, Reset
-from server.nowplaying import Schedule, Track
+from server.nowplaying import Covers, Schedule, Track
 from server.sources.base import Report, Source, SourceError, SourceSpec
 from server.tasks import sleep_or_stop
 from server.timeline import Timeline
@@ -52,10 +52,12 @@ class Pump:
         self.timeline = timeline
         self.listeners_changed = asyncio.Event()
         self.tracks: Schedule[Track] = Schedule()  # what phones hear now / will hear soon
+        self.covers = Covers()  # served by the front door
         self._report = report
         self._on_change = on_change
         self._generation = 0  # bumped by a switch or skip: audio read before it is void
         self._announce = True  # the next chunk carries a NowPlaying even if none was made
+        self._jumped_to: Track | None = None  # first track after a skip, until it is heard
 
     async def open(self) -> None:
         """Open the first source; SourceError tells the host why it cannot play."""
@@ -87,9 +89,21 @@ class Pump:
         skip = getattr(source, "skip", None)
         if skip is None or self.failed:
             return "Next and previous work when a playlist or folder plays."
-        await skip(step)
+        await skip(step, self._skip_from())
         self._new_timeline()
         return None
+
+    def _skip_from(self) -> Track | None:
+        """The track a next/previous counts from: the one heard, or, after a skip not heard
+        yet, its target (so "next, next" moves two tracks). None: the source's own position
+        (a skip whose first chunk has not even been read)."""
+        self.heard(clock.now_us())
+        if self._announce:
+            return None
+        if self._jumped_to is not None:
+            return self._jumped_to
+        pending = self.tracks.pending()
+        return self.tracks.current or (pending[0][1] if pending else None)
 
     def _new_timeline(self) -> None:
         self._generation += 1
@@ -150,18 +164,24 @@ class Pump:
         """A track change the source announced (or, after a switch, at least the source's
         name) takes effect when this chunk plays."""
         track = source.take_track()
-        if track is None and self._announce:
+        jump, self._announce = self._announce, False
+        if track is None and jump:
             track = Track()
-        self._announce = False
         if track is None:
             return
         track = track.with_label(source.spec.short_label)
+        if jump:
+            self._jumped_to = track
         self.tracks.add(ts, track)
+        self.covers.add(track)
         workers.send_all(NowPlaying.of(ts, track))
 
     def heard(self, now_us: int) -> bool:
         """Move the tracks whose audio now plays to `tracks.current`; True when it changed."""
-        return self.tracks.due(now_us)
+        changed = self.tracks.due(now_us)
+        if self._jumped_to is not None and self.tracks.current is self._jumped_to:
+            self._jumped_to = None
+        return changed
 
     async def _idle(self, workers: Workers, stop: asyncio.Event) -> None:
         """Nobody listens: stop decoding (and release live devices) until someone does."""

@@ -47,6 +47,7 @@ from server.messages import (
     Status,
     serve_link,
 )
+from server.nowplaying import Covers
 from server.pairing import PartyPairingStore
 from server.phase import Phase
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
@@ -230,7 +231,7 @@ class Worker:
         self._server.add_event_listener(self._on_event)
         app = party_web.make_app(lambda: self.status, self._join_target)
         app.router.add_get(SendspinServer.API_PATH, self._on_websocket)
-        app.router.add_get("/api/artwork/{key}", self._tracks.artwork)
+        app.router.add_get(Covers.ROUTE, self._tracks.covers.handle)
         try:
             runner = await party_web.serve(app, self.host, self.port)
         except OSError as exc:

@@ -16,12 +16,10 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
 from aiosendspin.server import SendspinGroup
 from aiosendspin.server.roles.artwork.group import ArtworkGroupRole
 from aiosendspin.server.roles.metadata.group import MetadataGroupRole
@@ -29,12 +27,10 @@ from aiosendspin.server.roles.metadata.state import Metadata
 
 from server import clock
 from server.messages import NowPlaying
-from server.nowplaying import Schedule, Track
+from server.nowplaying import Covers, Schedule, Track
 
 log = logging.getLogger(__name__)
-KEEP_IMAGES = 8  # recent covers stay fetchable (a phone may ask for one just replaced)
 MAX_WAIT_S = 1.0  # the apply loop re-checks at least this often
-ARTWORK_CACHE = {"Cache-Control": "public, max-age=86400, immutable"}  # keyed by content
 
 
 class TrackBoard:
@@ -42,7 +38,7 @@ class TrackBoard:
         self.schedule: Schedule[tuple[int, Track]] = Schedule()
         self._port = port
         self._status = status
-        self._images: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self.covers = Covers()
         self._group: SendspinGroup | None = None
         self._dirty = False
         self._wake = asyncio.Event()
@@ -50,11 +46,7 @@ class TrackBoard:
     # -- from the coordinator -------------------------------------------------------------
     def receive(self, msg: NowPlaying) -> None:
         track = msg.track()
-        if track.artwork:
-            self._images[track.artwork_key] = (track.artwork, track.artwork_mime)
-            self._images.move_to_end(track.artwork_key)
-            while len(self._images) > KEEP_IMAGES:
-                self._images.popitem(last=False)
+        self.covers.add(track)
         self.schedule.add(msg.ts, (msg.ts, track))
         self._wake.set()
 
@@ -123,14 +115,6 @@ class TrackBoard:
         path = f"/api/artwork/{track.artwork_key}"
         host = urlsplit(self._status().get("url") or "").hostname
         return f"http://{host}:{self._port}{path}" if host else path
-
-    # -- HTTP -----------------------------------------------------------------------------
-    async def artwork(self, request: web.Request) -> web.Response:
-        image = self._images.get(request.match_info.get("key", ""))
-        if image is None:
-            raise web.HTTPNotFound()
-        data, mime = image
-        return web.Response(body=data, content_type=mime, headers=ARTWORK_CACHE)
 
 
 def _image(data: bytes) -> Any:

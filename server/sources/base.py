@@ -191,6 +191,17 @@ class FeedSource(Source):
 
     def start_feed(self, produce: Callable[[threading.Event], Iterator[bytes | Track]]) -> None:
         self._feed = ThreadFeed(produce, self.FEED_DEPTH)
+        if not getattr(self.report, "threadsafe", False):
+            # The generator runs in the feed thread and reports from there (a skipped file,
+            # a dropped stream): hand each report to the loop, which owns the links.
+            loop, report = asyncio.get_running_loop(), self.report
+
+            def threadsafe(level: str, message: str) -> None:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(report, level, message)
+
+            threadsafe.threadsafe = True  # type: ignore[attr-defined]
+            self.report = threadsafe
 
     def ended(self) -> str:
         """Why read() failed when the generator ran out (for the host)."""

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import threading
+from collections import deque
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
@@ -118,9 +119,19 @@ class Order:
     def current(self) -> int:
         return self._at(self._pos)
 
-    def step(self, step: int) -> int:
-        """Move by `step` tracks (previous stops at the very first track); the new current."""
-        self._pos = max(0, self._pos + step)
+    @property
+    def at_start(self) -> bool:
+        return self._pos == 0
+
+    @property
+    def position(self) -> int:
+        """Where we are in the endless sequence of rounds (0 = the first track played)."""
+        return self._pos
+
+    def step(self, step: int, start: int | None = None) -> int:
+        """Move by `step` tracks from `start` (default: here); previous stops at the very
+        first track. Returns the new current track."""
+        self._pos = max(0, (self._pos if start is None else start) + step)
         return self.current
 
 
@@ -132,6 +143,9 @@ class PlaylistSource(FeedSource):
         self.entries: list[str] = []
         self.order: Order | None = None
         self._lock = threading.Lock()  # the feed thread and skip() both move the order
+        self._direction = 1  # after "previous", broken files are skipped backwards too
+        self._told: set[str] = set()  # files already reported as skipped (once each, not per loop)
+        self._decoded: deque[tuple[Track, int]] = deque(maxlen=64)  # track → order position
 
     async def open(self) -> None:
         entries = await asyncio.to_thread(read_entries, self.spec.location)
@@ -142,13 +156,21 @@ class PlaylistSource(FeedSource):
             self.order = Order(len(entries), self.spec.shuffle)
         self.start_feed(self._play)
 
-    async def skip(self, step: int) -> None:
-        """Next (1) or previous (-1): the feed restarts at that track."""
+    async def skip(self, step: int, heard: Track | None) -> None:
+        """Next (1) or previous (-1) from the track the guests hear (`heard`: the feed has
+        decoded seconds ahead, maybe into the next tracks): the feed restarts there."""
         assert self.order is not None
         with self._lock:
-            self.order.step(step)
+            self.order.step(step, self._position_of(heard))
+            self._direction = 1 if step > 0 else -1
         await super().close()
         self.start_feed(self._play)
+
+    def _position_of(self, heard: Track | None) -> int | None:
+        for track, position in reversed(self._decoded):
+            if track is heard:
+                return position
+        return None
 
     def _play(self, stop: threading.Event) -> Iterator[bytes | Track]:
         """From the current track on, forever; unreadable files are skipped with a notice."""
@@ -163,18 +185,24 @@ class PlaylistSource(FeedSource):
             try:
                 probe(path)  # a broken file fails here, before any of its audio
                 for item in decode_pcm(path, stop, label=name):
+                    if isinstance(item, Track):
+                        self._decoded.append((item, self.order.position))
                     produced = produced or isinstance(item, bytes)
                     yield item
             except (SourceError, av.error.FFmpegError, OSError) as exc:
-                why = str(exc).replace(repr(path), repr(os.path.basename(path)))
-                self.report("warning", f"Skipped {os.path.basename(path)!r}: {why}")
+                if path not in self._told:
+                    self._told.add(path)
+                    why = str(exc).replace(repr(path), "it")
+                    self.report("warning", f"Skipped {os.path.basename(path)!r}: {why}")
             if stop.is_set():
                 return
             failures = 0 if produced else failures + 1
             if failures >= len(self.entries):
                 raise SourceError(f"Nothing in {self.spec.short_label!r} can be played.")
             with self._lock:
-                self.order.step(1)
+                if produced or self.order.at_start:
+                    self._direction = 1
+                self.order.step(self._direction)
 
     def ended(self) -> str:
         return f"Playback of {self.spec.short_label!r} ended unexpectedly."

@@ -32,6 +32,7 @@ class FakeStatus:
     source: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
     level: dict[str, float] | None = None
+    now_playing: dict[str, Any] | None = None
 
 
 class FakeParty:
@@ -44,6 +45,7 @@ class FakeParty:
         self.status = FakeStatus(name=config.name)
         self.sources: list[Any] = []
         self.fail_switch: str | None = None
+        self.skips: list[int] = []
         self._status_cbs: list[Any] = []
         self._event_cbs: list[Any] = []
         self._running = False
@@ -110,6 +112,11 @@ class FakeParty:
             raise FakePartyError(self.fail_switch)
         self.sources.append(spec)
         self.report(source={"kind": spec.kind, "label": spec.label, "failed": False})
+
+    async def skip(self, step: int) -> None:
+        if self.status.source.get("kind") != "playlist":
+            raise FakePartyError("Next and previous work when a playlist or folder plays.")
+        self.skips.append(step)
 
     async def stop(self, timeout: float = 8.0) -> None:
         self.stops += 1

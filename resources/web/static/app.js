@@ -6,6 +6,7 @@ import {
   onLockScreenActions,
 } from "./phone.js";
 import { setupShare } from "./share.js";
+import { currentTrack, renderNowPlaying } from "./nowplaying.js";
 
 const STATUS_EVERY_MS = 2000;
 const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly whether the party ended
@@ -146,6 +147,7 @@ async function pollStatus() {
     party.message = status.message || null;
     party.url = status.url || null;
     party.listeners = Number.isInteger(status.listeners) ? status.listeners : null;
+    party.nowPlaying = status.now_playing || null;
     if (status.name && status.name !== party.name) {
       party.name = status.name;
       document.title = `${party.name} · Party Stream`;
@@ -322,6 +324,12 @@ function render() {
 
   ui.sync.hidden = !(current === "listening" || current === "tuning" || current === "reconnecting");
   renderSync();
+  renderNowPlaying(nowPlaying(), { listening: listener.active && !ended, partyName: party.name });
+}
+
+function nowPlaying() {
+  if (ended) return null;
+  return currentTrack(listener.connected ? listener.serverState : null, party.nowPlaying);
 }
 
 // ---------- diagnostics for the browser test (read-only) ----------
@@ -344,6 +352,14 @@ window.partyStream = {
       volume: player ? player.volume : listener.volume,
       muted: listener.muted,
       partyName: ui.name.textContent,
+      nowPlaying: nowPlaying(),
+      lockScreen: navigator.mediaSession && navigator.mediaSession.metadata
+        ? {
+          title: navigator.mediaSession.metadata.title,
+          artist: navigator.mediaSession.metadata.artist,
+          artwork: [...navigator.mediaSession.metadata.artwork].map((a) => a.src),
+        }
+        : null,
       wakeLock: hasWakeLock(),
       secure: window.isSecureContext,
     };

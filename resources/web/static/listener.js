@@ -65,6 +65,7 @@ export class PartyListener {
     this.joins = 0;
     this.volume = 100;
     this.muted = false;
+    this.serverState = null; // the player's server/state (metadata): what plays now
     this._looping = false;
     this._wake = null;
   }
@@ -86,7 +87,10 @@ export class PartyListener {
       codecs: ["opus", "flac", "pcm"],
       // No built-in retries: a dead worker must send us back to the front door instead.
       reconnect: { maxAttempts: 0, onExhausted: () => this._lost() },
-      onStateChange: () => this.onChange(),
+      onStateChange: (state) => {
+        this.serverState = state && state.serverState ? state.serverState : null;
+        this.onChange();
+      },
     });
   }
 
@@ -154,7 +158,8 @@ export class PartyListener {
         if (await this._tryJoin()) break;
       }
     } finally {
-      this._looping = false;
+      this.serverState = null; // the player's server/state (metadata): what plays now
+    this._looping = false;
     }
   }
 
