@@ -63,3 +63,30 @@ def level_of(pcm: bytes) -> int:
     """The (constant) level of a chunk of s16 stereo."""
     samples = np.frombuffer(pcm, "<i2")
     return int(np.median(samples)) if samples.size else 0
+
+
+MP3_FRAME_SAMPLES = 1152
+MP3_FRAME_BYTES = 384  # at 48 kHz / 128 kbit/s CBR every MP3 frame is this long
+
+
+def mp3_tone(freq: float, amplitude: int, frames: int) -> bytes:
+    """Raw CBR MP3 frames (no tags, no container) of a sine: what a radio server sends."""
+    ctx = av.CodecContext.create("libmp3lame", "w")
+    ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = RATE, "stereo", "fltp", 128_000
+    ctx.open()
+    t = np.arange(frames * MP3_FRAME_SAMPLES) / RATE
+    wave = (amplitude / 32768 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    out = b""
+    for i in range(0, len(wave), MP3_FRAME_SAMPLES):
+        frame = av.AudioFrame.from_ndarray(
+            np.stack([wave[i : i + MP3_FRAME_SAMPLES]] * 2), format="fltp", layout="stereo"
+        )
+        frame.sample_rate, frame.pts = RATE, i
+        out += b"".join(bytes(p) for p in ctx.encode(frame))
+    out += b"".join(bytes(p) for p in ctx.encode(None))
+    return out[: frames * MP3_FRAME_BYTES]  # whole frames only: segments line up exactly
+
+
+def rms_of(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, "<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0

@@ -18,6 +18,7 @@ import av
 from server.audio_format import CHANNELS, SAMPLE_RATE
 from server.nowplaying import Track, clean, fit_artwork
 from server.sources.base import FeedSource, Report, SourceError, SourceSpec
+from server.sources.icy import decode_icy, open_icy
 
 log = logging.getLogger(__name__)
 
@@ -162,15 +163,29 @@ class UrlSource(FeedSource):
         await asyncio.to_thread(probe, self.spec.location)
         self.start_feed(self._reconnecting)
 
-    def _reconnecting(self, stop: threading.Event) -> Iterator[bytes]:
+    def _connect(self, stop: threading.Event) -> Iterator[bytes | Track]:
+        """One connection: our ICY reader when the server sends titles, else FFmpeg."""
+        label = self.spec.short_label
+        reader = open_icy(self.spec.location, NETWORK_TIMEOUT)
+        if reader is None:
+            yield from decode_pcm(self.spec.location, stop, label=label)
+            return
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
+        try:
+            yield from decode_icy(reader, stop, resampler, label)
+        finally:
+            reader.close()
+
+    def _reconnecting(self, stop: threading.Event) -> Iterator[bytes | Track]:
         delay = URL_BACKOFF_START
         while not stop.is_set():
             try:
-                for chunk in decode_pcm(self.spec.location, stop):
-                    delay = URL_BACKOFF_START
+                for chunk in self._connect(stop):
+                    if isinstance(chunk, bytes):
+                        delay = URL_BACKOFF_START
                     yield chunk
                 reason = "the stream ended"
-            except (av.error.FFmpegError, OSError) as exc:
+            except (av.error.FFmpegError, OSError, EOFError) as exc:
                 reason = _describe(exc)
             if stop.is_set():
                 return
