@@ -58,6 +58,21 @@ def open_folder(
     return dialog
 
 
+def type_track(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
+    """Where the computer cannot tell what plays (macOS, a turntable on line-in)."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle("What's playing?")
+    dialog.setWindowIcon(icons.app_icon())
+    dialog.setLabelText("Shown on the guests' phones (e.g. \"Artist - Title\"):")
+    dialog.setInputMode(QInputDialog.InputMode.TextInput)
+    dialog.setTextValue(current.replace(" — ", " - "))
+    dialog.resize(420, dialog.sizeHint().height())
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.textValueSelected.connect(done)
+    dialog.open()
+    return dialog
+
+
 def open_url(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
     dialog = QInputDialog(parent)
     dialog.setWindowTitle("Play a stream")

@@ -247,6 +247,20 @@ class PartyHost(QObject):
             return False
         return True
 
+    async def set_track(self, text: str) -> bool:
+        """The host typed what plays ("Artist - Title" or just a title) for live audio."""
+        if self.phase is not Phase.LIVE or self.party is None:
+            return False
+        artist, sep, title = text.strip().partition(" - ")
+        if not sep:
+            artist, title = "", text.strip()
+        try:
+            await self.party.set_track(title, artist)
+        except Exception as exc:  # PartyError: its message is for people
+            self._notify("warning", str(exc))
+            return False
+        return True
+
     def update_settings(self, settings: Settings) -> None:
         """Keep and save new settings; a running party picks them up at its next start."""
         old, self.settings = self.settings, settings

@@ -87,6 +87,8 @@ class PartyMenu(QObject):
         self.menu.addMenu(self.source_menu)
         self.previous_track = self._action("Previous track")
         self.next_track = self._action("Next track")
+        self.type_track = self._action("What's playing…")
+        self.type_track.setToolTip("Tell the guests what plays when the computer cannot")
         self.menu.addSeparator()
         self.show_qr = self._action("Show QR code")
         self.open_player = self._action("Open player in browser")
@@ -154,6 +156,8 @@ class PartyMenu(QObject):
         playlist = phase == Phase.LIVE and host.settings.source.kind == "playlist"
         self.next_track.setEnabled(playlist and not busy)
         self.previous_track.setEnabled(playlist and not busy)
+        live_audio = phase == Phase.LIVE and host.settings.source.kind in ("system", "mic")
+        self.type_track.setVisible(live_audio)
         if now := host.now_playing:
             self.status_action.setText(f"{status_line(host)} · ♪ {ellipsize(now, 48)}")
         self._check_current()

@@ -89,6 +89,7 @@ class Shell(QObject):
         m.open_folder_requested.connect(self.ask_folder)
         m.next_track.triggered.connect(lambda: self.spawn(host.skip(1), "next-track"))
         m.previous_track.triggered.connect(lambda: self.spawn(host.skip(-1), "previous-track"))
+        m.type_track.triggered.connect(self.ask_track)
         m.show_qr.triggered.connect(self.window.present)
         m.open_player.triggered.connect(self.open_player)
         m.open_settings.triggered.connect(self.open_settings)
@@ -178,6 +179,13 @@ class Shell(QObject):
         if path:  # a music file, or an M3U/M3U8/PLS playlist
             spec = SourceSpec.parse(path)
             self.choose_source(replace(spec, shuffle=self.host.settings.source.shuffle))
+
+    def ask_track(self) -> None:
+        self.dialog = dialogs.type_track(self._parent(), self.host.now_playing, self._track_typed)
+
+    def _track_typed(self, text: str) -> None:
+        if text.strip():
+            self.spawn(self.host.set_track(text), "set-track")
 
     def ask_folder(self) -> None:
         current = self.host.settings.source

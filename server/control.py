@@ -25,6 +25,7 @@ from server.messages import (
     Message,
     Ready,
     SetSource,
+    SetTrack,
     Skip,
     SourceResult,
     Status,
@@ -173,6 +174,11 @@ class PartyController:
     async def skip(self, step: int) -> None:
         """Next (1) or previous (-1) track of the playlist that plays (PartyError if none)."""
         await self._command(lambda rid: Skip(id=rid, step=step))
+
+    async def set_track(self, title: str, artist: str = "") -> None:
+        """Tell the guests what plays, for live audio the OS cannot name (PartyError if the
+        source has tags of its own)."""
+        await self._command(lambda rid: SetTrack(id=rid, title=title, artist=artist))
 
     async def _command(self, make: Callable[[int], Message]) -> None:
         """Send a command and wait for its one SourceResult."""

@@ -22,6 +22,7 @@ from server.messages import (
     Fatal,
     Ready,
     SetSource,
+    SetTrack,
     Skip,
     SourceResult,
     Status,
@@ -142,7 +143,11 @@ class Coordinator:
     async def _control(self, link: ipc.Link) -> None:
         why = await serve_link(
             link,
-            {SetSource: Background(self._set_source), Skip: Background(self._skip)},
+            {
+                SetSource: Background(self._set_source),
+                Skip: Background(self._skip),
+                SetTrack: self._set_track,
+            },
             self._tasks,
         )
         log.info("controller link %s: shutting down", why)
@@ -160,6 +165,11 @@ class Coordinator:
 
     async def _skip(self, msg: Skip) -> None:
         error = await self.pump.skip(msg.step)
+        if self.board.link is not None:
+            self.board.link.send(SourceResult(id=msg.id, error=error))
+
+    def _set_track(self, msg: SetTrack) -> None:
+        error = self.pump.set_track(msg.title, msg.artist)
         if self.board.link is not None:
             self.board.link.send(SourceResult(id=msg.id, error=error))
 

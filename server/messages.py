@@ -1,7 +1,7 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
-controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal, SetSource | Skip → SourceResult,
-                          Stop.
+controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal,
+                          SetSource | Skip | SetTrack → SourceResult, Stop.
 coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, NowPlaying,
                           Status, Stop.
 
@@ -113,6 +113,15 @@ class Skip(Message):
 
     id: int
     step: int
+
+
+@_message
+class SetTrack(Message):
+    """What the host typed is playing (live audio whose player the OS cannot tell us)."""
+
+    id: int
+    title: str
+    artist: str = ""
 
 
 @_message

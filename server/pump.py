@@ -19,6 +19,7 @@ from server.ipc import frame
 from server.level_meter import LevelMeter
 from server.messages import Message, NowPlaying, Pcm, Reset
 from server.nowplaying import Covers, Schedule, Track
+from server.sources import media_session
 from server.sources.base import Report, Source, SourceError, SourceSpec
 from server.tasks import sleep_or_stop
 from server.timeline import Timeline
@@ -58,10 +59,12 @@ class Pump:
         self._generation = 0  # bumped by a switch or skip: audio read before it is void
         self._announce = True  # the next chunk carries a NowPlaying even if none was made
         self._jumped_to: Track | None = None  # first track after a skip, until it is heard
+        self._media: asyncio.Task[None] | None = None  # the host's media player, for system audio
 
     async def open(self) -> None:
         """Open the first source; SourceError tells the host why it cannot play."""
         self.source = await self._open(self.spec)
+        self._follow_media()
 
     async def _open(self, spec: SourceSpec) -> Source:
         source = sources.create(spec, self._report)
@@ -80,6 +83,7 @@ class Pump:
         self._new_timeline()
         if old is not None:
             await old.close()
+        self._follow_media()
         self._on_change()
         return None
 
@@ -120,8 +124,42 @@ class Pump:
         return msgs
 
     async def close(self) -> None:
+        if self._media is not None:
+            self._media.cancel()
         if self.source is not None:
             await self.source.close()
+
+    # -- titles for live audio -------------------------------------------------------------
+    def _follow_media(self) -> None:
+        """System audio has no tags: follow what the host's media player says it plays."""
+        if self._media is not None:
+            self._media.cancel()
+            self._media = None
+        if self.spec.kind != "system":
+            return
+        watch = media_session.platform_watch(self._live_track)
+        if watch is not None:
+            self._media = asyncio.create_task(self._run_watch(watch), name="media-titles")
+
+    @staticmethod
+    async def _run_watch(watch: media_session.Watch) -> None:
+        try:
+            await watch.run()
+        except Exception as exc:  # no session bus, no player API: titles stay unknown
+            log.info("media-player titles unavailable: %s", exc)
+
+    def _live_track(self, track: Track) -> None:
+        """A title for live audio (from the media player, or typed by the host): it applies
+        to the audio captured from now on."""
+        if self.source is not None and self.source.live:
+            self.source.announce(track)
+
+    def set_track(self, title: str, artist: str) -> str | None:
+        """The host typed what is playing (where the OS cannot tell us); why not, if not."""
+        if self.source is None or not self.source.live:
+            return "You can type what is playing for system audio or a microphone."
+        self._live_track(Track(title=title.strip(), artist=artist.strip()))
+        return None
 
     def stats(self) -> dict[str, Any]:
         return {"chunks": self.chunks_sent, **(self.source.stats() if self.source else {})}

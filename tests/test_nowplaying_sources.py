@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -15,7 +16,10 @@ from server.sources.base import SourceSpec
 from tests.conftest import worker_url
 from tests.helpers import eventually
 from tests.listener import Listener
-from tests.media import MP3_FRAME_BYTES, mp3_tone, rms_of
+from tests.media import MP3_FRAME_BYTES, cover_jpeg, mp3_tone, rms_of
+from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, tone_sequence, write_wav  # noqa: F401 (fixtures)
+from tests.session_bus import mpris_player, session_bus_fixture  # noqa: F401 (fixture)
+from tests.test_nowplaying import close_to, cover_color
 
 TITLE_TIMING_US = 300_000
 METAINT = 8 * MP3_FRAME_BYTES  # a metadata block every 8 MP3 frames (192 ms of audio)
@@ -31,7 +35,7 @@ class IcyRadio:
 
     def __init__(self) -> None:
         self.songs = [(title, mp3_tone(freq, amp, SONG_FRAMES)) for title, freq, amp in SONGS]
-        self.sent: list[tuple[int, str]] = []  # (protocol clock µs, title)
+        self.sent: list[list[tuple[int, str]]] = []  # per connection: (clock µs, title)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         icy = request.headers.get("Icy-MetaData") == "1"
@@ -42,14 +46,15 @@ class IcyRadio:
         await response.prepare(request)
         blocks = [(t, data[i : i + METAINT]) for t, data in self.songs
                   for i in range(0, len(data), METAINT)]  # fmt: skip
-        last_title, n = None, 0
+        last_title, n, sent = None, 0, []
+        self.sent.append(sent)  # the party probes with a connection of its own first
         while True:
             for title, block in blocks:
                 if icy and n:  # the block before each song's audio names it
                     meta = b""
                     if title != last_title:
                         meta = f"StreamTitle='{title}';".encode()
-                        self.sent.append((clock.now_us(), title))
+                        sent.append((clock.now_us(), title))
                         last_title = title
                     size = -(-len(meta) // 16)
                     await response.write(bytes([size]) + meta.ljust(size * 16, b"\0"))
@@ -73,12 +78,12 @@ async def radio() -> AsyncIterator[tuple[IcyRadio, str]]:
     await runner.cleanup()
 
 
-def loud_starts(listener: Listener, loud: bool) -> list[int]:
+def loud_starts(listener: Listener, loud: bool, threshold: float = LOUD) -> list[int]:
     """Play times (already past) where the audio turns loud (song B) or quiet (song A)."""
     starts, previous = [], None
     played = clock.now_us() - TITLE_TIMING_US
     for ts, pcm in listener.chunks:
-        now = rms_of(pcm) > LOUD
+        now = rms_of(pcm) > threshold
         if previous is not None and previous != now and now == loud and ts < played:
             starts.append(ts)
         previous = now
@@ -108,9 +113,59 @@ async def test_icy_stream_titles_follow_the_audio(radio, start_party, listeners)
         assert (meta["artist"], meta["album"]) == ("Artist B", "Test FM")
         # From the station's title change to the client showing it: the stream's own burst
         # plus our start lead, under 2 s.
-        sent = next(at for at, t in station.sent if t == "Artist B - Song B")
+        playing = max(station.sent, key=len)  # the connection the party plays from
+        sent = next(at for at, t in playing if t == "Artist B - Song B")
         shown = next(at for at in arrivals(client, "Song B") if at > sent)
         assert shown - sent < 2_000_000, shown - sent
         print(f"ICY title change → client: {(shown - sent) / 1000:.0f} ms")
         status = party.status.now_playing
         assert status and status["album"] == "Test FM"
+
+
+# -- MPRIS: the host's media player on a private session bus, system audio through Pulse --
+
+SILENT = 3000  # RMS between track one (~1200) and track two (~5800)
+LIVE_TIMING_US = 400_000  # capture blocks (20 ms) + paplay's start + the 500 ms live lead
+
+
+@pytest.mark.audio
+async def test_mpris_track_changes_follow_the_system_audio(
+    pulse: PulseServer, session_bus: str, tmp_path: Path, start_party, listeners
+) -> None:
+    quiet = write_wav(tmp_path / "one.wav", 0.1 * tone_sequence((440.0,), 6.0))
+    loud = write_wav(tmp_path / "two.wav", 0.5 * tone_sequence((660.0,), 6.0))
+    cover = tmp_path / "cover.jpg"
+    cover.write_bytes(cover_jpeg((40, 160, 220)))
+    async with mpris_player(session_bus) as player, start_party(
+        SourceSpec("system"), workers=1
+    ) as party:
+        player.play("Track One", "Band One", art_url=cover.as_uri(), length_s=6)
+        playing = pulse.play(quiet)
+        try:
+            client = Listener(worker_url(party, 0), metadata=True)
+            listeners.append(await client.connect())
+            await eventually(lambda: arrivals(client, "Track One"), what="the first title")
+            colors = [cover_color(img) for _, img in client.covers if img]
+            assert any(close_to(c, (40, 160, 220)) for c in colors), colors
+
+            # The player moves on: its new track is announced as its audio starts.
+            playing.terminate()
+            playing = pulse.play(loud)
+            changed = clock.now_us()
+            player.play("Track Two", "Band Two")
+            await eventually(lambda: arrivals(client, "Track Two"), what="the second title")
+            await eventually(lambda: loud_starts(client, True, SILENT), what="loud audio")
+            start = loud_starts(client, True, SILENT)[0]
+            shown = arrivals(client, "Track Two")[0]
+            assert abs(shown - start) < LIVE_TIMING_US, (shown - start) / 1000
+            assert shown - changed < 2_000_000, (shown - changed) / 1000
+            print(f"MPRIS track change → client: {(shown - changed) / 1000:.0f} ms")
+            meta = next(m for _, m in client.titles if m.get("title") == "Track Two")
+            assert meta["artist"] == "Band Two" and not meta.get("artwork_url")
+
+            # Where the OS cannot tell (macOS), the host types it; it reaches phones too.
+            await party.set_track("Typed Title", "DJ Host")
+            await eventually(lambda: arrivals(client, "Typed Title"), what="the typed title")
+        finally:
+            playing.terminate()
+            playing.wait(5)

@@ -96,3 +96,99 @@ def test_big_covers_are_scaled_down_and_junk_is_ignored() -> None:
     small = io.BytesIO()
     Image.new("RGB", (50, 50)).save(small, "PNG")
     assert fit_artwork(small.getvalue()) == (small.getvalue(), "image/png")
+
+
+# -- system audio: the OS's idea of what plays (fakes only at the OS boundary) -------------
+
+
+def test_mpris_metadata_becomes_a_track_and_the_playing_player_wins(tmp_path: Path) -> None:
+    from dbus_fast import Variant
+
+    from server.sources.mpris import pick, read_art, track_from_metadata
+
+    meta = {
+        "xesam:title": Variant("s", "  Song\n Title "),
+        "xesam:artist": Variant("as", ["A", "B"]),
+        "xesam:album": Variant("s", "LP"),
+        "mpris:length": Variant("x", 215_000_000),
+    }
+    assert track_from_metadata(meta) == Track(
+        title="Song Title", artist="A, B", album="LP", duration_ms=215_000
+    )
+    assert track_from_metadata({}).duration_ms is None
+    paused = ("org.mpris.MediaPlayer2.a", {"PlaybackStatus": Variant("s", "Paused")})
+    playing = ("org.mpris.MediaPlayer2.b", {"PlaybackStatus": Variant("s", "Playing")})
+    assert pick([paused, playing]) is playing[1] and pick([]) is None
+    cover = tmp_path / "c over.png"
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(cover)
+    assert read_art(cover.as_uri())[1] == "image/png"
+    assert read_art("https://example.org/cover.png") == (b"", "")  # never fetched for guests
+    assert read_art((tmp_path / "gone.png").as_uri()) == (b"", "")
+
+
+class FakeProps:
+    def __init__(self, title: str, artist: str = "", thumbnail: object = None) -> None:
+        self.title, self.artist, self.album_artist = title, artist, ""
+        self.album_title, self.thumbnail = "Album", thumbnail
+
+
+class FakeSession:
+    def __init__(self, props: FakeProps) -> None:
+        self.props = props
+
+    async def try_get_media_properties_async(self) -> FakeProps:
+        return self.props
+
+
+class FakeManager:
+    """GlobalSystemMediaTransportControlsSessionManager as PyWinRT projects it."""
+
+    def __init__(self) -> None:
+        self.session: FakeSession | None = None
+
+    def get_current_session(self) -> FakeSession | None:
+        return self.session
+
+
+async def test_smtc_reports_each_new_track_with_its_thumbnail() -> None:
+    import asyncio
+
+    from server.sources.smtc import SmtcWatch
+
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), (200, 0, 0)).save(buf, "PNG")
+    manager = FakeManager()
+    seen: list[Track] = []
+
+    async def get_manager() -> FakeManager:
+        return manager
+
+    async def thumbnail(reference: object) -> bytes:
+        assert reference == "stream-ref"
+        return buf.getvalue()
+
+    watch = SmtcWatch(seen.append, get_manager, thumbnail, poll_s=0.01)
+    task = asyncio.create_task(watch.run())
+    try:
+        await asyncio.sleep(0.05)
+        assert seen == [], "no session: nothing made up"
+        manager.session = FakeSession(FakeProps("One", "Band", thumbnail="stream-ref"))
+        await asyncio.sleep(0.05)
+        manager.session = FakeSession(FakeProps("Two", "Band"))
+        await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert [(t.title, t.artist, t.album) for t in seen] == [
+        ("One", "Band", "Album"), ("Two", "Band", "Album")
+    ]  # fmt: skip
+    assert seen[0].artwork_mime == "image/png" and not seen[1].artwork
+
+
+def test_each_os_gets_its_watcher_and_macos_none() -> None:
+    from server.sources.media_session import platform_watch
+    from server.sources.mpris import MprisWatch
+    from server.sources.smtc import SmtcWatch
+
+    assert isinstance(platform_watch(print, "linux"), MprisWatch)
+    assert isinstance(platform_watch(print, "win32"), SmtcWatch)  # PyWinRT loads lazily
+    assert platform_watch(print, "darwin") is None  # the host types it in the tray

@@ -46,6 +46,7 @@ class FakeParty:
         self.sources: list[Any] = []
         self.fail_switch: str | None = None
         self.skips: list[int] = []
+        self.typed: list[tuple[str, str]] = []
         self._status_cbs: list[Any] = []
         self._event_cbs: list[Any] = []
         self._running = False
@@ -117,6 +118,9 @@ class FakeParty:
         if self.status.source.get("kind") != "playlist":
             raise FakePartyError("Next and previous work when a playlist or folder plays.")
         self.skips.append(step)
+
+    async def set_track(self, title: str, artist: str = "") -> None:
+        self.typed.append((title, artist))
 
     async def stop(self, timeout: float = 8.0) -> None:
         self.stops += 1

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from desktop.settings import AppPaths
 from desktop.tray import tooltip
@@ -71,3 +71,18 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
     dialog.accept()
     want = SourceSpec("playlist", str(playlist), shuffle=True)
     await eventually(lambda: rig.host.settings.source == want, timeout=5, what="m3u")
+
+
+async def test_host_types_what_plays_for_system_audio(rig: Rig) -> None:
+    await go_live(rig)
+    assert not rig.menu.type_track.isVisible(), "files and the demo have their own titles"
+    rig.menu.system.setEnabled(True)
+    rig.menu.source_chosen.emit(SourceSpec("system"))
+    await eventually(lambda: rig.host.settings.source.kind == "system", timeout=5)
+    assert rig.menu.type_track.isVisible()
+    rig.menu.type_track.trigger()
+    dialog = rig.shell.dialog
+    assert isinstance(dialog, QInputDialog)
+    dialog.setTextValue("Daft Punk - One More Time")
+    dialog.accept()
+    await eventually(lambda: rig.party.typed == [("One More Time", "Daft Punk")], timeout=5)
