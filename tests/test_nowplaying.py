@@ -13,6 +13,7 @@ import asyncio
 import io
 import itertools
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,25 @@ async def test_shuffle_plays_every_song_before_any_repeats(
         assert rounds[:4] != levels or rounds[4:] != levels, "not shuffled"
         # The titles follow the shuffled order of the audio.
         assert [f"Song {levels.index(v)}" for v in rounds[:4]] == titles()[:4], titles()
+
+
+async def test_serve_plays_a_folder_shuffled_and_prints_what_plays(tmp_path: Path) -> None:
+    from tests.helpers import free_base_port
+    from tests.test_cli import Serve
+
+    for name, title in (("a.flac", "Alpha Song"), ("b.flac", "Beta Song")):
+        tagged_flac(tmp_path / name, title=title, artist="Band", seconds=1.0)
+    serve = Serve(str(tmp_path), "--shuffle", "--workers", "1", "--port", str(free_base_port(2)))
+    client: Listener | None = None
+    try:
+        url = (await asyncio.to_thread(serve.wait_for, r"Phones open: (http://\S+)")).group(1)
+        port = int(url.rsplit(":", 1)[1].strip("/")) + 1
+        client = await Listener(f"ws://127.0.0.1:{port}/sendspin").connect()
+        for title in ("Alpha Song", "Beta Song"):
+            await asyncio.to_thread(serve.wait_for, f"Now playing: {title} — Band", 20)
+        assert str(tmp_path) not in serve.output().split("live —", 1)[1].split("\n", 1)[1]
+    finally:
+        if client is not None:
+            await client.close()
+        serve.proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(serve.finish) == 0
