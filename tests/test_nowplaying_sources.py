@@ -5,6 +5,7 @@ speaking MPRIS on a private D-Bus session bus."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.listener import Listener
 from tests.media import MP3_FRAME_BYTES, cover_jpeg, mp3_tone, rms_of
 from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, tone_sequence, write_wav  # noqa: F401 (fixtures)
 from tests.session_bus import mpris_player, session_bus_fixture  # noqa: F401 (fixture)
+from tests.test_browser import chromium, listening, shot
 from tests.test_nowplaying import close_to, cover_color
 
 TITLE_TIMING_US = 300_000
@@ -121,6 +123,21 @@ async def test_icy_stream_titles_follow_the_audio(radio, start_party, listeners)
         status = party.status.now_playing
         assert status and status["album"] == "Test FM"
 
+        # The phone page shows the stream's title and artist (and the placeholder cover).
+        async with chromium() as browser:
+            await browser.call("open", page="a", url=f"http://127.0.0.1:{party.status.port}/")
+            await browser.call("tap", page="a", selector="#start")
+            snap = await browser.wait_for(
+                "a",
+                lambda s: listening(s) and (s.get("nowPlaying") or {}).get("title")
+                in ("Song A", "Song B"),
+                what="a radio title on the page",
+                timeout=30,
+            )
+            assert snap["nowPlaying"]["artist"] in ("Artist A", "Artist B")
+            assert snap["lockScreen"]["title"] == snap["nowPlaying"]["title"]
+            await shot(browser, "a", "now-playing-radio")
+
 
 # -- MPRIS: the host's media player on a private session bus, system audio through Pulse --
 
@@ -136,17 +153,36 @@ async def test_mpris_track_changes_follow_the_system_audio(
     loud = write_wav(tmp_path / "two.wav", 0.5 * tone_sequence((660.0,), 6.0))
     cover = tmp_path / "cover.jpg"
     cover.write_bytes(cover_jpeg((40, 160, 220)))
-    async with mpris_player(session_bus) as player, start_party(
-        SourceSpec("system"), workers=1
-    ) as party:
+    async with (
+        mpris_player(session_bus) as player,
+        start_party(SourceSpec("system"), workers=1) as party,
+        contextlib.AsyncExitStack() as browsers,  # closed before the party checks its children
+    ):
         player.play("Track One", "Band One", art_url=cover.as_uri(), length_s=6)
         playing = pulse.play(quiet)
         try:
             client = Listener(worker_url(party, 0), metadata=True)
             listeners.append(await client.connect())
             await eventually(lambda: arrivals(client, "Track One"), what="the first title")
-            colors = [cover_color(img) for _, img in client.covers if img]
-            assert any(close_to(c, (40, 160, 220)) for c in colors), colors
+            await eventually(
+                lambda: any(close_to(cover_color(img), (40, 160, 220))
+                            for _, img in client.covers if img),
+                what="the player's cover through the artwork role",
+            )  # fmt: skip
+            browser = await browsers.enter_async_context(chromium())
+            await browser.call("open", page="a", url=f"http://127.0.0.1:{party.status.port}/")
+            await browser.call("tap", page="a", selector="#start")
+            await browser.wait_for(
+                "a",
+                lambda s: listening(s) and (s.get("nowPlaying") or {}).get("title") == "Track One",
+                what="the player's title on the page",
+                timeout=30,
+            )
+            covered = await browser.call(
+                "eval", page="a", expression="document.getElementById('now').dataset.cover"
+            )
+            assert covered == "yes", "the player's cover, served by the party"
+            await shot(browser, "a", "now-playing-mpris")
 
             # The player moves on: its new track is announced as its audio starts.
             playing.terminate()
@@ -154,6 +190,12 @@ async def test_mpris_track_changes_follow_the_system_audio(
             changed = clock.now_us()
             player.play("Track Two", "Band Two")
             await eventually(lambda: arrivals(client, "Track Two"), what="the second title")
+            await browser.wait_for(
+                "a",
+                lambda s: (s.get("nowPlaying") or {}).get("title") == "Track Two",
+                what="the new title on the page",
+                timeout=10,
+            )
             await eventually(lambda: loud_starts(client, True, SILENT), what="loud audio")
             start = loud_starts(client, True, SILENT)[0]
             shown = arrivals(client, "Track Two")[0]

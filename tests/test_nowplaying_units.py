@@ -104,7 +104,7 @@ def test_big_covers_are_scaled_down_and_junk_is_ignored() -> None:
 def test_mpris_metadata_becomes_a_track_and_the_playing_player_wins(tmp_path: Path) -> None:
     from dbus_fast import Variant
 
-    from server.sources.mpris import pick, read_art, track_from_metadata
+    from server.sources.mpris import Seen, pick, read_art, track_from_metadata
 
     meta = {
         "xesam:title": Variant("s", "  Song\n Title "),
@@ -116,9 +116,16 @@ def test_mpris_metadata_becomes_a_track_and_the_playing_player_wins(tmp_path: Pa
         title="Song Title", artist="A, B", album="LP", duration_ms=215_000
     )
     assert track_from_metadata({}).duration_ms is None
-    paused = ("org.mpris.MediaPlayer2.a", {"PlaybackStatus": Variant("s", "Paused")})
-    playing = ("org.mpris.MediaPlayer2.b", {"PlaybackStatus": Variant("s", "Playing")})
-    assert pick([paused, playing]) is playing[1] and pick([]) is None
+    def seen(name: str, status: str, changed_at: float, echo: bool = False) -> Seen:
+        return Seen(name, status, Track(title=name), "", changed_at, echo)
+
+    paused, playing = seen("a", "Paused", 9), seen("b", "Playing", 1)
+    assert pick([paused, playing]) is playing and pick([]) is None
+    # Two players playing: the one whose track changed last (the host just started it) ...
+    newer = seen("c", "Playing", 5)
+    assert pick([playing, newer]) is newer
+    # ... unless it only echoes another player's track (a browser showing our own page).
+    assert pick([playing, seen("d", "Playing", 7, echo=True)]) is playing
     cover = tmp_path / "c over.png"
     Image.new("RGB", (40, 40), (1, 2, 3)).save(cover)
     assert read_art(cover.as_uri())[1] == "image/png"

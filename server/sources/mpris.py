@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,6 +34,7 @@ DBUS = "org.freedesktop.DBus"
 ART_MAX_BYTES = 5_000_000  # a cover file larger than this is not a cover
 CALL_TIMEOUT_S = 2.0  # a hung player must not hold the others up
 RANK = {"Playing": 0, "Paused": 1}
+MAX_REMEMBERED = 500  # tracks whose first announcer we remember (for echo detection)
 
 
 def _plain(value: Any) -> Any:
@@ -71,12 +73,28 @@ def track_from_metadata(metadata: dict[str, Any]) -> Track:
     )
 
 
-def pick(players: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
-    """The properties of the player to follow: playing, else paused, else the first."""
-    if not players:
-        return None
-    ranked = sorted(players, key=lambda p: (RANK.get(_plain(p[1].get("PlaybackStatus")), 2), p[0]))
-    return ranked[0][1]
+@dataclass(frozen=True)
+class Seen:
+    """One player as last read: its state, when its track last changed, and whether it only
+    echoes a track another player announced first (a browser showing our own page's lock-
+    screen card is an MPRIS player too: following it would feed our titles back to us)."""
+
+    name: str
+    status: str
+    track: Track
+    art_url: str
+    changed_at: float
+    echo: bool
+
+
+def pick(players: list[Seen]) -> Seen | None:
+    """The player to follow: not an echo; playing, else paused, else any; among those the one
+    whose track changed last (the one the host just started), then by name."""
+    ranked = sorted(
+        (p for p in players if not p.echo),
+        key=lambda p: (RANK.get(p.status, 2), -p.changed_at, p.name),
+    )
+    return ranked[0] if ranked else None
 
 
 class MprisWatch:
@@ -87,6 +105,9 @@ class MprisWatch:
         self._address = bus_address
         self._changed = asyncio.Event()
         self._last: tuple[Any, ...] | None = None
+        self._tracks: dict[str, tuple[str, str]] = {}  # player → (title, artist) last read
+        self._changed_at: dict[str, float] = {}  # player → when its track last changed
+        self._origin: dict[tuple[str, str], str] = {}  # (title, artist) → first player with it
 
     async def run(self) -> None:
         bus = MessageBus(bus_address=self._address, bus_type=BusType.SESSION)
@@ -109,6 +130,29 @@ class MprisWatch:
         finally:
             bus.disconnect()
 
+    def _seen(self, name: str, props: dict[str, Any]) -> Seen:
+        metadata = _plain(props.get("Metadata")) or {}
+        track = track_from_metadata(metadata)
+        key = (track.title, track.artist)
+        if self._tracks.get(name) != key:
+            self._tracks[name] = key
+            self._changed_at[name] = time.monotonic()
+        if len(self._origin) > MAX_REMEMBERED:
+            self._origin.clear()
+        origin = self._origin.setdefault(key, name)
+        return Seen(
+            name=name,
+            status=str(_plain(props.get("PlaybackStatus")) or ""),
+            track=track,
+            art_url=str(_plain(metadata.get("mpris:artUrl")) or ""),
+            changed_at=self._changed_at[name],
+            echo=origin != name and any(key) and self._owned(origin),
+        )
+
+    def _owned(self, name: str) -> bool:
+        """The first announcer is still around (else the track is simply this player's)."""
+        return name in self._tracks
+
     def _on_message(self, message: Any) -> None:
         if message.member in ("PropertiesChanged", "NameOwnerChanged"):
             self._changed.set()
@@ -120,8 +164,12 @@ class MprisWatch:
 
         names = (await call(destination=DBUS, path="/org/freedesktop/DBus", interface=DBUS,
                             member="ListNames"))[0]  # fmt: skip
+        present = sorted(n for n in names if n.startswith(PREFIX))
+        for gone in set(self._tracks) - set(present):  # a player that quit echoes nobody
+            self._tracks.pop(gone, None)
+            self._changed_at.pop(gone, None)
         players = []
-        for name in sorted(n for n in names if n.startswith(PREFIX)):
+        for name in present:
             try:
                 props = (await call(destination=name, path=PATH,
                                     interface="org.freedesktop.DBus.Properties", member="GetAll",
@@ -129,13 +177,11 @@ class MprisWatch:
             except Exception as exc:  # a player that hangs or errors is skipped
                 log.debug("MPRIS player %s did not answer: %s", name, exc)
                 continue
-            players.append((name, props))
-        props = pick(players)
-        if props is None:
+            players.append(self._seen(name, props))
+        chosen = pick(players)
+        if chosen is None:
             return
-        metadata = _plain(props.get("Metadata")) or {}
-        track = track_from_metadata(metadata)
-        art_url = str(_plain(metadata.get("mpris:artUrl")) or "")
+        track, art_url = chosen.track, chosen.art_url
         key = (track, art_url)
         if key == self._last:
             return  # e.g. only the position or volume changed
