@@ -106,6 +106,7 @@ async def test_tags_and_covers_reach_every_client_when_their_song_plays(
             what="a whole pass of the list, back to the first song",
         )
         order = ["First Song", "Second Song", "03 No Tags"]
+        offsets: list[int] = []
         for client in clients:
             # Each change reaches the client when its audio plays, not when it was decoded
             # (up to 5 s earlier): a title arrives within a moment of its song's first chunk.
@@ -114,6 +115,9 @@ async def test_tags_and_covers_reach_every_client_when_their_song_plays(
                     arrived = title_arrival(client, title, start - TITLE_TIMING_US)
                     assert arrived is not None, (title, client.shown())
                     assert abs(arrived - start) < TITLE_TIMING_US, (title, arrived - start)
+                    offsets.append(arrived - start)
+            low, high = min(offsets) / 1000, max(offsets) / 1000
+            print(f"file title vs its audio: {low:+.0f}…{high:+.0f} ms")
             # ... and in the order the songs play, looping at the end of the list.
             shown = [t for t in client.shown() if t]
             for a, b in itertools.pairwise(shown):
@@ -244,3 +248,28 @@ async def test_serve_plays_a_folder_shuffled_and_prints_what_plays(tmp_path: Pat
             await client.close()
         serve.proc.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(serve.finish) == 0
+
+
+async def test_a_restarted_worker_shows_the_current_track_at_once(start_party, listeners) -> None:
+    import psutil
+
+    from tests.test_browser import _pid_listening_on
+
+    async with start_party(workers=1) as party:
+        first = Listener(worker_url(party, 0), metadata=True)
+        listeners.append(await first.connect())
+        await eventually(lambda: title_arrival(first, "Rooftop Loop"), what="the demo's title")
+        await first.close()
+        port = party.status.workers[0]["port"]
+        psutil.Process(_pid_listening_on(port)).kill()
+        await eventually(
+            lambda: not party.status.workers[0]["alive"], what="the crash noticed", timeout=10
+        )
+        await eventually(lambda: party.status.workers[0]["alive"], what="restarted", timeout=15)
+        # The demo announces itself only every 32 s: the new worker learns the track from
+        # the coordinator's greeting, so a phone that joins it sees the title at once.
+        again = Listener(worker_url(party, 0), metadata=True)
+        listeners.append(await again.connect())
+        await eventually(
+            lambda: title_arrival(again, "Rooftop Loop"), what="the title at once", timeout=3
+        )

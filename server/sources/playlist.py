@@ -146,6 +146,7 @@ class PlaylistSource(FeedSource):
         self._direction = 1  # after "previous", broken files are skipped backwards too
         self._told: set[str] = set()  # files already reported as skipped (once each, not per loop)
         self._decoded: deque[tuple[Track, int]] = deque(maxlen=64)  # track → order position
+        self._generation = 0  # of the feed allowed to move the order
 
     async def open(self) -> None:
         entries = await asyncio.to_thread(read_entries, self.spec.location)
@@ -154,17 +155,50 @@ class PlaylistSource(FeedSource):
         if self.order is None or self.entries != entries:
             self.entries = entries
             self.order = Order(len(entries), self.spec.shuffle)
-        self.start_feed(self._play)
+        with self._lock:
+            self._generation += 1
+        self._start()
+
+    def _start(self) -> None:
+        generation = self._generation
+        self.start_feed(lambda stop: self._play(stop, generation))
 
     async def skip(self, step: int, heard: Track | None) -> None:
         """Next (1) or previous (-1) from the track the guests hear (`heard`: the feed has
-        decoded seconds ahead, maybe into the next tracks): the feed restarts there."""
+        decoded seconds ahead, maybe into the next tracks; None: from where the last skip
+        landed). The feed restarts there."""
         assert self.order is not None
         with self._lock:
+            self._generation += 1  # the old feed thread may not move the order any more
             self.order.step(step, self._position_of(heard))
             self._direction = 1 if step > 0 else -1
-        await super().close()
-        self.start_feed(self._play)
+        await asyncio.to_thread(self._settle)
+        old = self._feed
+        self._start()  # read() drops whatever the old feed still had queued
+        if old is not None:
+            old.stop()
+
+    def _settle(self) -> None:
+        """Move past files that cannot play now, so the position is the track that will be
+        heard: a quick "next, next" then counts from it."""
+        assert self.order is not None
+        for _ in range(len(self.entries)):
+            path = self.entries[self.order.current]
+            try:
+                probe(path)
+                return
+            except SourceError as exc:
+                self._tell(path, exc)
+            if self.order.at_start:
+                self._direction = 1
+            self.order.step(self._direction)
+
+    def _tell(self, path: str, exc: Exception) -> None:
+        """A file that cannot play, reported once (not on every pass of the loop)."""
+        if path not in self._told:
+            self._told.add(path)
+            why = str(exc).replace(repr(path), "it")
+            self.report("warning", f"Skipped {os.path.basename(path)!r}: {why}")
 
     def _position_of(self, heard: Track | None) -> int | None:
         for track, position in reversed(self._decoded):
@@ -172,34 +206,34 @@ class PlaylistSource(FeedSource):
                 return position
         return None
 
-    def _play(self, stop: threading.Event) -> Iterator[bytes | Track]:
+    def _play(self, stop: threading.Event, generation: int) -> Iterator[bytes | Track]:
         """From the current track on, forever; unreadable files are skipped with a notice."""
         assert self.order is not None
         failures = 0
         while not stop.is_set():
             with self._lock:
-                index = self.order.current
+                if generation != self._generation:
+                    return
+                index, position = self.order.current, self.order.position
             path = self.entries[index]
-            name = title_from_name(path)
             produced = False
             try:
                 probe(path)  # a broken file fails here, before any of its audio
-                for item in decode_pcm(path, stop, label=name):
+                for item in decode_pcm(path, stop, label=title_from_name(path)):
                     if isinstance(item, Track):
-                        self._decoded.append((item, self.order.position))
+                        self._decoded.append((item, position))
                     produced = produced or isinstance(item, bytes)
                     yield item
             except (SourceError, av.error.FFmpegError, OSError) as exc:
-                if path not in self._told:
-                    self._told.add(path)
-                    why = str(exc).replace(repr(path), "it")
-                    self.report("warning", f"Skipped {os.path.basename(path)!r}: {why}")
+                self._tell(path, exc)
             if stop.is_set():
                 return
             failures = 0 if produced else failures + 1
             if failures >= len(self.entries):
                 raise SourceError(f"Nothing in {self.spec.short_label!r} can be played.")
             with self._lock:
+                if generation != self._generation:
+                    return
                 if produced or self.order.at_start:
                     self._direction = 1
                 self.order.step(self._direction)
