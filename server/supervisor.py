@@ -19,9 +19,20 @@ from typing import Any
 
 from server import ipc
 from server.child import Child
-from server.messages import Count, Failed, Hello, Message, Ping, Pong, Ready, Stop, serve_link
+from server.messages import (
+    Count,
+    Failed,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    Ready,
+    Serve,
+    Stop,
+    serve_link,
+)
 from server.sources.base import Report
-from server.tasks import TaskGroup, sleep_or_stop
+from server.tasks import sleep_or_stop
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
@@ -114,15 +125,29 @@ class Supervisor:
         self._link_server: asyncio.Server | None = None
         self._link_port = 0
         self._settled = asyncio.Event()
-        self._tasks = TaskGroup("supervisor")
         self._ping = 0
+        self._serving = False
 
     # -- startup ---------------------------------------------------------------------------
-    async def start(self) -> int:
-        """Spawn every worker and wait until each is ready or has failed (bounded)."""
+    async def warm(self) -> None:
+        """Spawn every worker now; each imports the protocol library, links up and waits for
+        `start()` (the slow part of starting a party, done before the host presses Start)."""
+        if self._link_server is not None:
+            return
         self._link_server, self._link_port = await ipc.listen(self._token, self._on_link)
         for handle in self.workers:
             self._spawn(handle)
+
+    async def start(self) -> int:
+        """Have every worker serve on its port; wait until each is ready or has failed
+        (bounded). Returns how many serve."""
+        await self.warm()
+        self._serving = True
+        for handle in self.workers:
+            if handle.child is not None and not handle.child.alive:  # died while warm
+                self._spawn(handle)
+            elif handle.link is not None:
+                handle.link.send(self._serve_order(handle))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             for handle in self.workers:
@@ -145,11 +170,10 @@ class Supervisor:
         handle.ready = False
         handle.listeners = None
         handle.last_pong = time.monotonic()
-        args = (handle.id, self._host, handle.port, self._name, self._link_port, self._token)
+        args = (handle.id, self._link_port, self._token, self._log_dir)
         handle.child = Child(
-            f"worker-{handle.id}", _run_worker, (*args, self._log_dir), daemon=True,
-            log_dir=self._log_dir,
-        )  # fmt: skip
+            f"worker-{handle.id}", _run_worker, args, daemon=True, log_dir=self._log_dir
+        )
         handle.child.start()
 
     def _give_up(self, handle: WorkerHandle, why: str) -> None:
@@ -170,6 +194,8 @@ class Supervisor:
             return
         handle = self.workers[hello.id]
         handle.link = link
+        if self._serving:  # a restart, or a worker that linked up after start()
+            link.send(self._serve_order(handle))
 
         def changed(update: Callable[[Any], None]) -> Callable[[Any], None]:
             def handler(msg: Any) -> None:
@@ -194,6 +220,9 @@ class Supervisor:
                 handle.ready = False
                 handle.listeners = None
                 self._on_change()
+
+    def _serve_order(self, handle: WorkerHandle) -> Serve:
+        return Serve(host=self._host, port=handle.port, name=self._name)
 
     @staticmethod
     def _ready(handle: WorkerHandle) -> None:
@@ -301,4 +330,3 @@ class Supervisor:
                 await handle.link.close()
         if self._link_server is not None:
             self._link_server.close()
-        await self._tasks.close(1.0)

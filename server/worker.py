@@ -35,7 +35,18 @@ from server import web as party_web
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
 from server.child import child_main
 from server.ghosts import GhostWatch
-from server.messages import Count, Failed, Pcm, Ping, Pong, Ready, Reset, Status, serve_link
+from server.messages import (
+    Count,
+    Failed,
+    Pcm,
+    Ping,
+    Pong,
+    Ready,
+    Reset,
+    Serve,
+    Status,
+    serve_link,
+)
 from server.pairing import PartyPairingStore
 from server.phase import Phase
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
@@ -200,8 +211,8 @@ class Worker:
     def _join_target(self) -> dict[str, Any]:
         return {"port": self.port, "path": SendspinServer.API_PATH, "worker": self.worker_id}
 
-    async def run(self, link_port: int, token: str) -> int:
-        self._link = await ipc.connect(link_port, token, role="worker", id=self.worker_id)
+    async def run(self, link: ipc.Link) -> int:
+        self._link = link
         loop = asyncio.get_running_loop()
         self._server = SendspinServer(
             loop,
@@ -261,13 +272,18 @@ def _install_debug_hooks() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, time.sleep, 3600)
 
 
-def main(
-    worker_id: int, host: str, port: int, name: str, link_port: int, token: str, log_dir: str | None
-) -> None:
-    """Process entry point (spawned by the coordinator's supervisor)."""
+def main(worker_id: int, link_port: int, token: str, log_dir: str | None) -> None:
+    """Process entry point (spawned by the coordinator's supervisor, often before the party
+    starts: the protocol library is imported here, off the critical path of Start)."""
 
     async def run(stop: asyncio.Event) -> int:
         _install_debug_hooks()
-        return await Worker(worker_id, host, port, name, stop).run(link_port, token)
+        link = await ipc.connect(link_port, token, role="worker", id=worker_id)
+        serve: asyncio.Future[Serve] = asyncio.get_running_loop().create_future()
+        if await serve_link(link, {Serve: serve.set_result}, until=serve) != "done":
+            await link.close()  # stopped while warm: the party never started
+            return 0
+        order = serve.result()
+        return await Worker(worker_id, order.host, order.port, order.name, stop).run(link)
 
     child_main(f"worker-{worker_id}", log_dir, run)
