@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 45.0
 COMMAND_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 8.0
+PREPARED_STOP_S = 1.5  # time for a warm coordinator to stop its warm workers
 
 
 def _run_coordinator(*args: Any) -> None:
@@ -226,7 +227,9 @@ class PartyController:
         child = self._child
         if child is None:
             return
-        if self.phase is not Phase.IDLE:  # a prepared coordinator goes quietly
+        if self.phase is Phase.IDLE:  # a prepared coordinator goes quietly and quickly
+            timeout = PREPARED_STOP_S
+        else:
             self._set_phase(Phase.STOPPING)
         if self._link is not None:
             self._link.send(Stop())

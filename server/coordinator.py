@@ -75,8 +75,12 @@ class Coordinator:
         link = self.board.link = await ipc.connect(link_port, token, role="coordinator")
         await self.supervisor.warm()
         start: asyncio.Future[Start] = asyncio.get_running_loop().create_future()
-        if await serve_link(link, {Start: start.set_result}, until=start) != "done":
-            await self._shutdown()  # stopped while warm
+        await first_completed(
+            self._tasks.spawn("warm", serve_link(link, {Start: start.set_result}, until=start)),
+            self._tasks.spawn("stop", self._stop.wait()),
+        )
+        if not start.done():  # stopped while warm (SIGTERM, Stop, or the controller left)
+            await self._shutdown()
             return 0
         try:
             pump = await self._start(SourceSpec.from_dict(start.result().source))

@@ -50,6 +50,7 @@ BACKOFF_MAX_S = 10.0
 CRASH_WINDOW_S = 60.0
 MAX_CRASHES_IN_WINDOW = 5
 STOP_GRACE_S = 3.0
+WARM_STOP_GRACE_S = 0.3
 
 
 def _run_worker(*args: Any) -> None:
@@ -332,6 +333,8 @@ class Supervisor:
     async def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Ask politely, then terminate, then kill; never leave a process behind."""
         self.send_all(Stop())
+        if not self._serving:
+            grace = WARM_STOP_GRACE_S  # warm workers have nothing to close
         children = [h.child for h in self.workers if h.child is not None]
         await asyncio.gather(*(child.stop(grace) for child in children))
         for handle in self.workers:
