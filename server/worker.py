@@ -32,6 +32,7 @@ from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
 from server import clock, ipc
 from server import web as party_web
+from server.admission import PartyServer
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
 from server.child import child_main
 from server.ghosts import GhostWatch
@@ -69,7 +70,7 @@ class Worker:
         self.port = port
         self.name = name
         self.status: dict[str, Any] = {"name": name, "state": Phase.STARTING, "listeners": None}
-        self._server: SendspinServer | None = None
+        self._server: PartyServer | None = None
         self._group: SendspinGroup | None = None
         self._stream: PushStream | None = None
         self._link: ipc.Link | None = None
@@ -84,7 +85,7 @@ class Worker:
     # -- listeners -------------------------------------------------------------------------
     @property
     def listeners(self) -> int:
-        return len(self._server.connected_clients) if self._server else 0
+        return self._server.listening() if self._server else 0
 
     def _on_event(self, server: SendspinServer, event: SendspinEvent) -> None:
         if isinstance(event, ClientConnectedEvent | ClientAddedEvent):
@@ -107,6 +108,7 @@ class Worker:
         if self._group is None or self._stream is None or self._stream.is_stopped:
             self._reset_stream()
             self._group = client.group
+            self._group.set_group_name(self.name)  # the party's, not the first client's
             self._stream = self._group.start_stream()
             self._stream_fed = False
         elif client.group is not self._group:
@@ -214,7 +216,7 @@ class Worker:
     async def run(self, link: ipc.Link) -> int:
         self._link = link
         loop = asyncio.get_running_loop()
-        self._server = SendspinServer(
+        self._server = PartyServer(
             loop,
             Identity.generate(),
             self.name,
