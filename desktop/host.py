@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.settings import Settings, SettingsStore
+from server import netinfo
 from server.config import ConfigError
 from server.phase import Phase
 from server.sources.base import SourceSpec
@@ -60,6 +61,7 @@ class PartyHost(QObject):
         self._standby: PartyController | None = None
         self._standby_lock = asyncio.Lock()
         self._closing = False
+        self._expected_url = ""
         self.store = store
         self.settings = settings
         self.log_dir = log_dir
@@ -100,8 +102,11 @@ class PartyHost(QObject):
     def url(self) -> str:
         """The address in the QR code: from the moment Start is pressed (early phones wait on
         the page and start by themselves) until the party stops."""
-        live = self.phase in (Phase.STARTING, Phase.LIVE)
-        return self.status.url if self.status and live else ""
+        if self.phase not in (Phase.STARTING, Phase.LIVE):
+            return ""
+        if self.status and self.status.url:
+            return self.status.url
+        return self._expected_url if self.phase is Phase.STARTING else ""
 
     @property
     def listeners(self) -> int | None:
@@ -146,6 +151,10 @@ class PartyHost(QObject):
             self._fail(str(exc))
             return False
         self.error, self._stop_requested, self.status = None, False, None
+        # Before the party API even loads: the QR code can show now (phones wait on the page).
+        self._expected_url = netinfo.expected_url(
+            config.host, config.port, config.workers, config.public_host
+        )
         party = await self._launch(config)
         if party is None:
             self.changed.emit()

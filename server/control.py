@@ -176,7 +176,7 @@ class PartyController:
             await self._cleanup(Phase.IDLE)
         self._ready = asyncio.get_running_loop().create_future()
         self._set_status(
-            PartyStatus(state=Phase.STARTING, name=self.config.name, url=self._expected_url())
+            PartyStatus(state=Phase.STARTING, name=self.config.name, url=self._expected_url)
         )
         self._start_with = source
         if self._child is None:
@@ -192,13 +192,10 @@ class PartyController:
             raise PartyError(why) from None
         return self.status
 
+    @property
     def _expected_url(self) -> str:
-        """Where phones will go (the coordinator confirms it, or moves the port if another
-        program took it meanwhile): lets the QR code show at once."""
         cfg = self.config
-        host = cfg.public_host or netinfo.lan_address()[0]
-        base = netinfo.free_port_block(cfg.host, cfg.port, cfg.workers + 1) or cfg.port
-        return f"http://{host}:{base}/"
+        return netinfo.expected_url(cfg.host, cfg.port, cfg.workers, cfg.public_host)
 
     def _send_start(self) -> None:
         if self._link is not None and self._start_with is not None:

@@ -200,6 +200,8 @@ class Supervisor:
         handle.link = link
         if self._serving:  # a restart, or a worker that linked up after start()
             link.send(self._serve_order(handle))
+        elif all(h.link is not None for h in self.workers):
+            log.info("all %d workers are warm", len(self.workers))
 
         def changed(update: Callable[[Any], None]) -> Callable[[Any], None]:
             def handler(msg: Any) -> None:
