@@ -143,4 +143,16 @@ def child_main(
             if watcher is not None:
                 watcher.cancel()
 
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(), loop_factory=fast_loop_factory()))
+
+
+def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it exists (Linux, macOS): the same asyncio API with a faster loop under
+    hundreds of sockets. PARTYSTREAM_LOOP=asyncio forces the standard loop."""
+    if sys.platform == "win32" or os.environ.get("PARTYSTREAM_LOOP") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -30,7 +30,7 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import clock, ipc
+from server import clock, frames, ipc
 from server import web as party_web
 from server.admission import PartyServer
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
@@ -280,6 +280,8 @@ def main(worker_id: int, link_port: int, token: str, log_dir: str | None) -> Non
 
     async def run(stop: asyncio.Event) -> int:
         _install_debug_hooks()
+        if os.environ.get("PARTYSTREAM_FRAMES") != "25":
+            frames.install()
         link = await ipc.connect(link_port, token, role="worker", id=worker_id)
         serve: asyncio.Future[Serve] = asyncio.get_running_loop().create_future()
         if await serve_link(link, {Serve: serve.set_result}, until=serve) != "done":

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import psutil
 
+from server import frames
 from server.config import PartyConfig
 from server.control import PartyController
 from server.netinfo import port_free
@@ -154,6 +155,8 @@ async def test_a_prepared_party_waits_warm_then_starts_and_leaves_nothing() -> N
         listener = await Listener(f"ws://127.0.0.1:{cfg.port + 1}/sendspin").connect()
         await listener.wait_chunks(5)
         await listener.close()
+        # PCM comes in long frames (server/frames.py): a tenth of the messages per listener.
+        assert {len(pcm) for _, pcm in listener.chunks[1:-1]} == {frames.FRAME_US * 192 // 1000}
     finally:
         await party.stop()
     await eventually(lambda: not descendants(), timeout=10, what="no child processes")
