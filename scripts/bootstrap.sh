@@ -50,9 +50,14 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
-if [ "${1:-}" = "--test" ] && [ -f tests/browser/package-lock.json ]; then
-  lock=$(md5sum tests/browser/package-lock.json | cut -c1-12)
-  if [ ! -f "tests/browser/node_modules/.lock-$lock" ]; then
-    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && touch "node_modules/.lock-$lock")
-  fi
+# Node packages for tests: the browser driver, and the web bundle's build (its test checks
+# that the committed bundle is a fresh build with every patch applied).
+if [ "${1:-}" = "--test" ]; then
+  for dir in tests/browser resources/web; do
+    [ -f "$dir/package-lock.json" ] || continue
+    lock=$(md5sum "$dir/package-lock.json" | cut -c1-12)
+    if [ ! -f "$dir/node_modules/.lock-$lock" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch "node_modules/.lock-$lock")
+    fi
+  done
 fi
