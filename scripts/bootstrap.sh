@@ -18,7 +18,7 @@ SYSTEM_TEST_PACKAGES="xvfb trayer xdotool x11-utils imagemagick zbar-tools libxc
   libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0
   libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libegl1 libgl1 libfontconfig1 libdbus-1-3
   pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox chromium
-  procps iproute2"
+  procps iproute2 ethtool"
 
 if [ "${1:-}" = "--test" ] && command -v apt-get >/dev/null; then
   missing=$(for p in $SYSTEM_TEST_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
