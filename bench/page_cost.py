@@ -9,14 +9,20 @@ telling the page that the WASM probe failed (and, for PCM, that FLAC is out too)
 fallbacks a phone takes. Over the window we read the page's main-thread busy time (CDP
 TaskDuration: where the WASM decoder runs) and the CPU time of its renderer process (all its
 threads: Web Audio's decodeAudioData for FLAC runs off the main thread). Animations are off
-(reduced motion) so they do not drown the figure. Needs node + playwright-core
-(tests/browser) and /usr/bin/chromium.
+(reduced motion) so they do not drown the figure.
+
+The decoder alone: the page then decodes 10 s of the demo, encoded by the workers' own Opus
+encoder (aiosendspin, libopus defaults), with sendspin-js's WASM path, timed with
+performance.now(): the cost of the WASM decode without the player around it.
+
+Needs node + playwright-core (tests/browser) and /usr/bin/chromium.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import sys
 import time
 from typing import Any
@@ -75,6 +81,40 @@ async def measure(browser: Any, url: str, script: str, seconds: float) -> dict[s
         await browser.call("close", page="p")
 
 
+DECODE_ONLY_JS = """async (packets) => {
+  const { SendspinDecoder } = await import("/static/vendor/sendspin.js");
+  const decoder = new SendspinDecoder(() => {}, () => 0);
+  const format = { codec: "opus", sample_rate: 48000, channels: 2, bit_depth: 16 };
+  const bufs = packets.map((b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0)).buffer);
+  await decoder.decode(bufs[0].slice(0), format); // start the WASM module first
+  const t0 = performance.now();
+  let frames = 0;
+  for (const buf of bufs) frames += (await decoder.decode(buf, format)).samples[0].length;
+  return { ms: performance.now() - t0, audioS: frames / 48000 };
+}"""
+
+
+def demo_opus_packets(seconds: float = 10.0) -> list[str]:
+    """The demo as the workers send it to Opus phones, base64 per packet."""
+    from aiosendspin.audio.codecs import OpusEncoder
+
+    from server.sources.demo import render
+
+    pcm = render().tobytes()[: int(seconds * 48000) * 4]
+    encoder = OpusEncoder(sample_rate=48000, bit_depth=16, channels=2)
+    return [base64.b64encode(p).decode() for p, _ in encoder.process(pcm, 0, 0)]
+
+
+async def decode_only(browser: Any, url: str) -> dict[str, float]:
+    await browser.call("open", page="d", url=url, reducedMotion="reduce")
+    try:
+        packets = demo_opus_packets()
+        expression = f"({DECODE_ONLY_JS})({packets!r})"
+        return await browser.call("eval", page="d", expression=expression, timeout=120)
+    finally:
+        await browser.call("close", page="d")
+
+
 async def run(seconds: float, modes: list[str]) -> int:
     from bench.report import table
     from tests.browser.bridge import BrowserDriver
@@ -84,6 +124,7 @@ async def run(seconds: float, modes: list[str]) -> int:
     async with running_party(workers=1) as party:
         browser = await BrowserDriver.start(["127.0.0.1", "party.test"])
         try:
+            bare = await decode_only(browser, f"http://party.test:{party.status.port}/")
             for mode in modes:
                 host, script = MODES[mode]
                 url = f"http://{host}:{party.status.port}/"
@@ -102,6 +143,11 @@ async def run(seconds: float, modes: list[str]) -> int:
     headers = ["mode", "codec", "opus decoder", "main ms/s", "script ms/s", "renderer ms/s"]
     print(table(headers, rows))
     print("\nms/s = CPU milliseconds per second of audio played (10 = 1 % of one core).")
+    per_s = bare["ms"] / bare["audioS"]
+    print(
+        f"WASM Opus decoder alone: {bare['audioS']:.1f} s of audio decoded in {bare['ms']:.0f} ms"
+        f" = {per_s:.1f} ms per second of audio ({per_s / 10:.2f} % of one core)"
+    )
     return 0
 
 
