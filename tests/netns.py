@@ -12,6 +12,7 @@ create (10.213.77.0/30, 10.214.X.0/24).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -109,12 +110,18 @@ PROFILES = {
 }  # fmt: skip
 
 
+@functools.cache
 def wifi_available() -> str | None:
-    """None when we can build the emulated Wi-Fi here, else why not."""
+    """None when we can build the emulated Wi-Fi here, else why not (tried once)."""
     if why := available():
         return why
     if shutil.which("ethtool") is None:
         return "ethtool is not installed (offloads must be off for the emulated air)"
+    probe = f"ps-probe-{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=10)
+    if made.returncode != 0:
+        return f"cannot create a network namespace here: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
     return None
 
 
@@ -146,9 +153,10 @@ class Wifi:
         self.air.stdin.flush()
         return json.loads(self.air.stdout.readline() or "null")
 
-    def stall(self, guest: Guest, seconds: float) -> None:
-        """The guest's link delivers nothing for `seconds`, then what waited arrives."""
-        self._ask(cmd="stall", guest=guest.index, ms=seconds * 1000)
+    def stall(self, guest: Guest, seconds: float, drop: bool = False) -> None:
+        """The guest's link delivers nothing for `seconds`; then what waited in the AP
+        arrives, or with `drop` it was lost (TCP retransmits it)."""
+        self._ask(cmd="stall", guest=guest.index, ms=seconds * 1000, drop=drop)
 
     def cut(self, guest: Guest) -> None:
         """The guest's link is gone: no FIN, no RST, nothing."""

@@ -11,7 +11,8 @@ busy access point does to them:
 - one shared airtime budget (bit/s) for all guests and both directions, with a bounded AP
   queue (tail drop past MAX_QUEUE_S): the guests compete for it like for one AP's airtime;
 - stalls: a guest's link delivers nothing for a while; its frames wait in the AP (as with
-  interference or a power-save hiccup) and then arrive in a burst;
+  interference or a power-save hiccup) and then arrive in a burst, or (`drop`) are lost, as
+  when the phone briefly loses the AP: then TCP's retransmission timer brings them back;
 - cuts: a guest's link is gone, every frame is dropped.
 
 Why user space: these machines' kernel has no netem (only tbf/htb/pfifo), so delay, jitter
@@ -19,7 +20,7 @@ and loss cannot be had from `tc`. Offloads must be off on every veth (tests/netn
 so that frames are real-sized and checksummed.
 
 Control: one JSON command per stdin line; one JSON answer per stdout line. "ready" first.
-    {"cmd": "stall", "guest": 1, "ms": 1000}   {"cmd": "cut", "guest": 1}
+    {"cmd": "stall", "guest": 1, "ms": 1000, "drop": false}   {"cmd": "cut", "guest": 1}
     {"cmd": "stats"}                            {"cmd": "quit"}
 """
 
@@ -51,6 +52,7 @@ class Link:
     ifname: str
     sock: socket.socket
     stalled_until: float = 0.0
+    stall_drops: bool = False  # frames sent into the stall are lost, not held
     next_stall: float = 0.0
     cut: bool = False
     last_out: dict[str, float] = field(default_factory=lambda: {"down": 0.0, "up": 0.0})
@@ -115,7 +117,8 @@ class Air:
     def _schedule(self, frame: bytes, src: Link, dst: Link, guest: Link, way: str) -> None:
         p, now = self.profile, time.monotonic()
         self._maybe_stall(guest, now)
-        if guest.cut or self.random.random() < p["loss_pct"] / 100:
+        dropped_in_stall = guest.stall_drops and guest.stalled_until > now
+        if guest.cut or dropped_in_stall or self.random.random() < p["loss_pct"] / 100:
             guest.dropped += 1
             return
         airtime = len(frame) * 8 / (p["rate_mbit"] * 1e6)
@@ -142,9 +145,10 @@ class Air:
         self.stall(guest.index, self.profile.get("stall_ms", 0.0) / 1000)
         guest.next_stall = now + self._stall_gap()
 
-    def stall(self, index: int, seconds: float) -> None:
+    def stall(self, index: int, seconds: float, drop: bool = False) -> None:
         guest = self.links[index]
         guest.stalled_until = max(guest.stalled_until, time.monotonic() + seconds)
+        guest.stall_drops = drop
         guest.held = 0
         guest.stalls += 1
 
@@ -196,7 +200,7 @@ async def serve(air: Air) -> None:
             cmd = json.loads(line)
             match cmd["cmd"]:
                 case "stall":
-                    air.stall(int(cmd["guest"]), float(cmd["ms"]) / 1000)
+                    air.stall(int(cmd["guest"]), float(cmd["ms"]) / 1000, bool(cmd.get("drop")))
                     answer: object = {"ok": True}
                 case "cut":
                     air.links[int(cmd["guest"])].cut = True
