@@ -49,6 +49,18 @@ async def chromium_in(net: netns.Wifi, guest: netns.Guest) -> AsyncIterator[Brow
         await driver.close()
 
 
+async def bytes_per_s(browser: BrowserDriver, page: str, seconds: float) -> float:
+    """WebSocket bytes the browser itself counted arriving for `page`, per second."""
+
+    async def received() -> int:
+        network = await browser.call("network", page=page)
+        return sum(ws["bytesIn"] for ws in network["ws"])
+
+    before = await received()
+    await asyncio.sleep(seconds)
+    return (await received() - before) / seconds
+
+
 async def open_and_play(browser: BrowserDriver, page: str, url: str) -> dict[str, Any]:
     await browser.call("open", page=page, url=url, reducedMotion="reduce")
     await browser.call("tap", page=page, selector="#start")
@@ -77,6 +89,10 @@ async def test_two_phones_on_busy_wifi_get_opus_over_plain_http_and_play_in_sync
                         samples[page].append(snap["syncErrorMs"])
                     await asyncio.sleep(0.5)
                 print(f"\nsync error on busy Wi-Fi (ms): {samples}")
+                # What it costs the air: Opus-sized (~18 KB/s), not FLAC (60-120 KB/s).
+                rate = await bytes_per_s(browser, "a", 5.0)
+                print(f"page a receives {rate / 1000:.1f} KB/s")
+                assert 8_000 < rate < 40_000, rate
                 for values in samples.values():
                     assert statistics.median(values) < SYNC_BOUND_MS, samples
                 await eventually(lambda: party.status.listeners == 2, what="count 2")
