@@ -26,7 +26,7 @@ from typing import Any
 DEFAULT_LISTENERS = {"good": 50, "busy": 50, "bad": 20}
 JOIN_BATCH = 5  # phones joining at once; a QR code brings them in a trickle, not all at once
 WARMUP_TIMEOUT_S = 20.0
-LEAD_READY_US = 4_500_000  # warm when every phone holds (almost) the party's 5 s lead
+LEAD_SLACK_US = 500_000  # warm when every phone holds the party's lead less this
 SETTLE_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
@@ -69,6 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0, help="window per round (30)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     parser.add_argument("--seed", type=int, default=1, help="the air's random seed (1)")
+    parser.add_argument(
+        "--buffer-s", type=float, default=5.0,
+        help="the party's lead, seconds (5; live capture runs with 0.5)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.profiles = [p for p in args.profiles.split(",") if p]
     args.codecs = [c for c in args.codecs.split(",") if c]
@@ -113,7 +117,8 @@ async def run_round(
         await _until(
             lambda: (
                 all(
-                    p.last_margin_us is not None and p.last_margin_us > LEAD_READY_US
+                    p.last_margin_us is not None
+                    and p.last_margin_us > party.config.buffer_s * 1e6 - LEAD_SLACK_US
                     for p in phones
                     if p.connected
                 )
@@ -227,10 +232,12 @@ async def run(args: argparse.Namespace) -> int:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"Party Stream Wi-Fi benchmark: {os.cpu_count()} cores, load {load}; "
-        f"{args.workers} workers, {args.seconds:.0f} s per round\n",
+        f"{args.workers} workers, {args.buffer_s:g} s lead, {args.seconds:.0f} s per round\n",
         flush=True,
     )
-    config = PartyConfig(port=free_base_port(args.workers + 1), workers=args.workers)
+    config = PartyConfig(
+        port=free_base_port(args.workers + 1), workers=args.workers, buffer_s=args.buffer_s
+    )
     party = PartyController(config)
     rounds: list[Round] = []
     await party.start(SourceSpec("demo"))
