@@ -27,6 +27,12 @@ pytestmark = [
     pytest.mark.skipif(netns.wifi_available() is not None, reason=str(netns.wifi_available())),
 ]
 
+# Phones' browsers, as sendspin-js tells them apart (codecs, output path) by user agent.
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+ANDROID_FIREFOX = "Mozilla/5.0 (Android 14; Mobile; rv:128.0) Gecko/128.0 Firefox/128.0"
 SYNC_BOUND_MS = 50.0  # the page's own median; as in test_browser.py
 STALL_S = 1.0
 DROP_WITHIN_S = 25.0  # TCP_USER_TIMEOUT / stalled-send watch (10 s) plus slack
@@ -61,20 +67,25 @@ async def bytes_per_s(browser: BrowserDriver, page: str, seconds: float) -> floa
     return (await received() - before) / seconds
 
 
-async def open_and_play(browser: BrowserDriver, page: str, url: str) -> dict[str, Any]:
-    await browser.call("open", page=page, url=url, reducedMotion="reduce")
+async def open_and_play(
+    browser: BrowserDriver, page: str, url: str, user_agent: str | None = None
+) -> dict[str, Any]:
+    await browser.call("open", page=page, url=url, reducedMotion="reduce", userAgent=user_agent)
     await browser.call("tap", page=page, selector="#start")
     return await browser.wait_for(page, listening, what="playback after the tap", timeout=30)
 
 
-async def test_two_phones_on_busy_wifi_get_opus_over_plain_http_and_play_in_sync(
+async def test_chrome_and_firefox_phones_on_busy_wifi_get_opus_over_plain_http_in_sync(
     start_party,
 ) -> None:
     async with start_party(workers=2) as party:
         with netns.wifi(netns.PROFILES["busy"], guests=1) as net:
             url = f"http://{net.host_ip}:{party.status.port}/"
             async with chromium_in(net, net.guests[0]) as browser:
-                snaps = [await open_and_play(browser, p, url) for p in ("a", "b")]
+                snaps = [
+                    await open_and_play(browser, "a", url, ANDROID_CHROME),
+                    await open_and_play(browser, "b", url, ANDROID_FIREFOX),
+                ]
                 for snap in snaps:
                     assert not snap["secure"], "a namespace address must not be a secure context"
                     assert snap["codec"] == "opus" and snap["opusDecoder"] == "wasm", snap
