@@ -64,7 +64,7 @@ async def test_a_slow_reader_with_a_growing_backlog_is_not_a_ghost() -> None:
     async with streaming(watch) as (reader, transports):
         await watch_for(watch, STALL_S * 3, reader, transports)
         assert transports and transports[0].get_write_buffer_size() > 0, "never backlogged"
-        assert watch.dropped == 0 and not transports[0].is_closing(), "a live phone was dropped"
+        assert not transports[0].is_closing(), "a live phone on a slow link was dropped"
 
 
 async def test_a_reader_that_stopped_reading_is_dropped() -> None:
