@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything the tests need (system packages via apt when missing, venv, npm) and run
-# the whole suite: lint, then pytest. Arguments, if any, go to a single pytest run instead.
+# the whole suite: lint and the dead-code check, then pytest. Arguments, if any, go to a
+# single pytest run instead.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh --test
 .venv/bin/ruff check .
+# Dead code (a field written and never read, a function nobody calls) fails the run too.
+.venv/bin/vulture server desktop tests/vulture_allow.py --min-confidence 60
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi

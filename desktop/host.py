@@ -21,17 +21,16 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.settings import Settings, SettingsStore
 from server.config import ConfigError
+from server.phase import Phase
 from server.sources.base import SourceSpec
-from server.tasks import in_daemon_thread
+from server.tasks import TaskGroup, in_daemon_thread
 
 if TYPE_CHECKING:
     from server.control import PartyController, PartyStatus
 
 log = logging.getLogger(__name__)
 
-REPEAT_NOTICE_S = 5.0  # the same message twice in a row (event + exception) is shown once
 STOP_TIMEOUT_S = 8.0
-PHASES = ("idle", "starting", "live", "stopping", "error")
 
 
 async def party_api() -> ModuleType:
@@ -64,24 +63,19 @@ class PartyHost(QObject):
         self.status: PartyStatus | None = None  # the running party's last report
         self.error: str | None = None  # why the last party failed or ended on its own
         self.switching_to: SourceSpec | None = None
-        self._starting = False
-        self._stopping = False
+        self._loading = False  # importing the party API: the one phase before a controller
         self._stop_requested = False
-        self._watcher: asyncio.Task[None] | None = None
-        self._last_notice: tuple[str, float] = ("", 0.0)
+        self._tasks = TaskGroup("host")
 
     # -- what views show -------------------------------------------------------------------
     @property
-    def phase(self) -> str:
-        """idle | starting | live | stopping | error: the one state every view follows."""
-        if self._stopping:
-            return "stopping"
-        if self._starting:
-            return "starting"
-        if self.running:
-            state = self.status.state if self.status else "live"
-            return state if state in ("stopping", "error") else "live"
-        return "error" if self.error else "idle"
+    def phase(self) -> Phase:
+        """The one state every view follows: the controller's, while there is one."""
+        if self.party is not None:
+            return self.party.phase
+        if self._loading:
+            return Phase.STARTING
+        return Phase.ERROR if self.error else Phase.IDLE
 
     @property
     def running(self) -> bool:
@@ -89,8 +83,8 @@ class PartyHost(QObject):
 
     @property
     def active(self) -> bool:
-        """A party exists (starting or running): the toggle means Stop."""
-        return self._starting or self.running
+        """A party is starting or running: the toggle means Stop."""
+        return self._loading or self.running or self.phase is Phase.STARTING
 
     @property
     def name(self) -> str:
@@ -100,36 +94,35 @@ class PartyHost(QObject):
     @property
     def url(self) -> str:
         """The address in the QR code, only while phones can actually join."""
-        return self.status.url if self.status and self.phase == "live" else ""
+        return self.status.url if self.status and self.phase is Phase.LIVE else ""
 
     @property
     def listeners(self) -> int | None:
         """The real listener count, or None while no figure has arrived (never invented)."""
-        return self.status.listeners if self.status and self.phase == "live" else None
+        return self.status.listeners if self.status and self.phase is Phase.LIVE else None
 
     @property
     def source_label(self) -> str:
-        if self.status and self.running and self.status.source.get("label"):
-            return str(self.status.source["label"])
+        """What plays: the settings are the one truth (a switch is saved once it worked)."""
         return self.settings.source.label
 
     @property
     def level(self) -> dict[str, float] | None:
-        return self.status.level if self.status and self.phase == "live" else None
+        return self.status.level if self.status and self.phase is Phase.LIVE else None
 
     @property
     def problem(self) -> str | None:
         """What the host should know right now: a failed start, or a source that broke."""
-        message = self.status.message if self.status and self.running else None
-        if self.phase == "error":
+        message = self.status.message if self.status else None
+        if self.phase is Phase.ERROR:
             return self.error or message
-        if self.phase == "live" and self.status and self.status.source.get("failed"):
+        if self.phase is Phase.LIVE and self.status and self.status.source.get("failed"):
             return message
         return None
 
     # -- commands ----------------------------------------------------------------------------
     async def toggle(self) -> None:
-        if self._stopping:
+        if self.phase is Phase.STOPPING:
             return
         if self.active:
             await self.stop()
@@ -138,7 +131,7 @@ class PartyHost(QObject):
 
     async def start(self) -> bool:
         """Start with the saved settings; True once phones can join."""
-        if self.active or self._stopping:
+        if self.active:
             return False
         extra: dict[str, Any] = {"public_host": self.public_host} if self.public_host else {}
         try:
@@ -147,28 +140,27 @@ class PartyHost(QObject):
             self._fail(str(exc))
             return False
         self.error, self._stop_requested, self.status = None, False, None
-        self._starting = True
-        self.changed.emit()
-        try:
-            party = await self._launch(config)
-        finally:
-            self._starting = False
+        party = await self._launch(config)
         if party is None:
             self.changed.emit()
             return False
-        self._watcher = asyncio.create_task(self._watch(party), name="watch-party")
+        self._tasks.spawn("watch-party", self._watch(party))
         self.changed.emit()
         return True
 
     async def _launch(self, config: Any) -> PartyController | None:
         """The running party, or None (cancelled, or failed and the host was told why)."""
         began = time.monotonic()
+        self._loading = True
+        self.changed.emit()
         try:
             api = await party_api()
         except Exception as exc:
             log.exception("loading the party API failed")
             self._fail(f"Party Stream could not load its party server: {exc}")
             return None
+        finally:
+            self._loading = False
         if self._stop_requested:
             return None
         loaded = time.monotonic()
@@ -195,19 +187,16 @@ class PartyHost(QObject):
 
     async def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Graceful, bounded stop of the coordinator and every worker."""
-        if self._stopping or not self.active:
+        if self.phase is Phase.STOPPING or not self.active:
             return
         self._stop_requested = True
         party = self.party
         if party is None:  # still loading the API: start() gives up on its own
             self.changed.emit()
             return
-        self._stopping = True
-        self.changed.emit()
         try:
             await party.stop(timeout)
         finally:
-            self._stopping = False
             if self.party is party:
                 self.party = None
             self.error, self.status = None, None
@@ -223,7 +212,7 @@ class PartyHost(QObject):
 
         On failure the current source keeps playing and the host is told why.
         """
-        if self.phase == "live" and self.party is not None:
+        if self.phase is Phase.LIVE and self.party is not None:
             self.switching_to = spec
             self.changed.emit()
             try:
@@ -278,11 +267,6 @@ class PartyHost(QObject):
         self.changed.emit()
 
     def _notify(self, level: str, message: str) -> None:
-        last, at = self._last_notice
-        now = time.monotonic()
-        if message == last and now - at < REPEAT_NOTICE_S:
-            return
-        self._last_notice = (message, now)
         log.log(logging.ERROR if level == "error" else logging.INFO, "notice: %s", message)
         self.notice.emit(level, message)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -17,31 +16,32 @@ from PySide6.QtWidgets import QMenu
 
 from desktop.devices import DeviceCache, DeviceSnapshot
 from desktop.host import PartyHost
+from server.phase import Phase
 from server.sources.base import SourceSpec
 
 log = logging.getLogger(__name__)
 
 TOGGLE_LABELS = {
-    "idle": "Start party",
-    "error": "Start party",
-    "starting": "Cancel starting",
-    "live": "Stop party",
-    "stopping": "Stopping…",
+    Phase.IDLE: "Start party",
+    Phase.ERROR: "Start party",
+    Phase.STARTING: "Cancel starting",
+    Phase.LIVE: "Stop party",
+    Phase.STOPPING: "Stopping…",
 }
 
 
 def status_line(host: PartyHost) -> str:
     """One short line for the top of the menu and the tooltip."""
     phase = host.phase
-    if phase == "live":
+    if phase == Phase.LIVE:
         if host.switching_to is not None:
-            return f"Live · switching to {short_label(host.switching_to)}…"
+            return f"Live · switching to {host.switching_to.short_label}…"
         return f"Live · {listeners_text(host.listeners)}"
-    if phase == "starting":
+    if phase == Phase.STARTING:
         return "Starting the party…"
-    if phase == "stopping":
+    if phase == Phase.STOPPING:
         return "Stopping the party…"
-    if phase == "error":
+    if phase == Phase.ERROR:
         return "Not running · there was a problem" if not host.running else "Problem"
     return "Not running"
 
@@ -52,13 +52,8 @@ def listeners_text(count: int | None) -> str:
     return f"{count} listener" + ("" if count == 1 else "s")
 
 
-def short_label(spec: SourceSpec) -> str:
-    """A source as people say it: the file's name, not its whole path."""
-    if spec.kind == "file":
-        return Path(spec.location).name or spec.location
-    if spec.kind == "mic":
-        return spec.device or "Default input"
-    return spec.label
+def ellipsize(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class PartyMenu(QObject):
@@ -139,17 +134,17 @@ class PartyMenu(QObject):
         host = self.host
         phase = host.phase
         self.status_action.setText(status_line(host))
-        label = "Stop party" if phase == "error" and host.running else TOGGLE_LABELS[phase]
+        label = "Stop party" if phase == Phase.ERROR and host.running else TOGGLE_LABELS[phase]
         self.toggle.setText(label)
-        self.toggle.setEnabled(phase != "stopping")
-        busy = phase in ("starting", "stopping") or host.switching_to is not None
+        self.toggle.setEnabled(phase != Phase.STOPPING)
+        busy = phase in (Phase.STARTING, Phase.STOPPING) or host.switching_to is not None
         self.source_menu.setEnabled(not busy)
         self.open_player.setEnabled(bool(host.url))
         self._check_current()
 
     def _check_current(self) -> None:
         spec = self.host.settings.source
-        self.source_menu.setTitle(f"Source: {_ellipsize(short_label(spec), 32)}")
+        self.source_menu.setTitle(f"Source: {ellipsize(spec.short_label, 32)}")
         self.open_file.setText("Open file…")
         self.open_url.setText("Open URL…")
         match spec.kind:
@@ -158,10 +153,10 @@ class PartyMenu(QObject):
             case "demo":
                 self.demo.setChecked(True)
             case "file":
-                self.open_file.setText(f"Open file… ({short_label(spec)})")
+                self.open_file.setText(f"Open file… ({spec.short_label})")
                 self.open_file.setChecked(True)
             case "url":
-                self.open_url.setText(f"Open URL… ({_ellipsize(spec.location, 40)})")
+                self.open_url.setText(f"Open URL… ({ellipsize(spec.location, 40)})")
                 self.open_url.setChecked(True)
             case "mic":
                 for action in self.mic_actions:
@@ -243,7 +238,3 @@ class PartyMenu(QObject):
     def _pick_url(self) -> None:
         self._check_current()
         self.open_url_requested.emit()
-
-
-def _ellipsize(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

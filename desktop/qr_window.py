@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 
 from desktop import icons
 from desktop.host import PartyHost
-from desktop.menu import PartyMenu, short_label
+from desktop.menu import PartyMenu, ellipsize
 from desktop.qr_code import QrCode
+from server.phase import Phase
 
 COPIED_FOR_MS = 2000
 NOTICE_MS = {"info": 6000, "warning": 15000, "error": 20000}
@@ -69,18 +70,18 @@ QLabel#notice[level="error"] { background: #3d1622; color: #ffc9d3; }
 """
 
 PILL = {
-    "idle": ("#8f88a8", "Not started"),
-    "starting": ("#fbbf24", "Starting…"),
-    "live": ("#34d399", "Live"),
-    "stopping": ("#fbbf24", "Stopping…"),
-    "error": ("#fb7185", "Problem"),
+    Phase.IDLE: ("#8f88a8", "Not started"),
+    Phase.STARTING: ("#fbbf24", "Starting…"),
+    Phase.LIVE: ("#34d399", "Live"),
+    Phase.STOPPING: ("#fbbf24", "Stopping…"),
+    Phase.ERROR: ("#fb7185", "Problem"),
 }
 
 
 def window_title(host: PartyHost) -> str:
     """The title says the state too, so the taskbar (and tests) can read it."""
     name = host.name or "Party Stream"
-    if host.phase == "live":
+    if host.phase == Phase.LIVE:
         count = host.listeners
         if count is None:
             return f"{name} — live"
@@ -233,14 +234,14 @@ class QrWindow(QWidget):
         self.setWindowTitle(window_title(host))
         self.name_label.setText(host.name or "Party Stream")
         color, word = PILL[phase]
-        if phase == "live" and host.problem:  # phones stay connected, the source broke
+        if phase == Phase.LIVE and host.problem:  # phones stay connected, the source broke
             color, word = "#fbbf24", "Live, source problem"
-        detail = host.source_label if host.running else short_label(host.settings.source)
+        detail = host.source_label if host.running else host.settings.source.short_label
         self.pill.setText(
             f'<span style="color:{color}">●</span>&nbsp; {word} &nbsp;·&nbsp; {_html(detail)}'
         )
-        self.source_button.setText(f"♪  {_elide(short_label(host.settings.source), 18)}")
-        self.source_button.setToolTip(f"Source: {short_label(host.settings.source)}")
+        self.source_button.setText(f"♪  {ellipsize(host.settings.source.short_label, 18)}")
+        self.source_button.setToolTip(f"Source: {host.settings.source.short_label}")
         url = host.url
         if url:
             self.qr.set_text(url)
@@ -251,9 +252,10 @@ class QrWindow(QWidget):
             self.qr.set_text("")
             self._show_message(phase)
             self.stack.setCurrentIndex(1)
-            if phase == "error" and self.notice.text() == self.message_body.property("problem"):
+            problem = self.message_body.property("problem")
+            if phase == Phase.ERROR and self.notice.text() == problem:
                 self.notice.hide()  # the page says it already
-        live = phase == "live"
+        live = phase == Phase.LIVE
         self.stats.setVisible(live)
         count = host.listeners
         self.count.setText("–" if count is None else str(count))
@@ -274,19 +276,14 @@ class QrWindow(QWidget):
             self.primary.style().polish(self.primary)
 
     def _show_message(self, phase: str) -> None:
-        icon_state = {"idle": "idle", "starting": "starting", "stopping": "starting"}
-        pixmap_icon = (
-            icons.app_icon()
-            if phase == "idle"
-            else icons.state_icon(icon_state.get(phase, "error"))
-        )
+        pixmap_icon = icons.app_icon() if phase == Phase.IDLE else icons.state_icon(phase)
         self.message_icon.setPixmap(pixmap_icon.pixmap(QSize(88, 88), self.devicePixelRatioF()))
-        self.busy.setVisible(phase in ("starting", "stopping"))
-        if phase == "starting":
+        self.busy.setVisible(phase in (Phase.STARTING, Phase.STOPPING))
+        if phase == Phase.STARTING:
             title, body = "Starting the party…", "The QR code appears here in a moment."
-        elif phase == "stopping":
+        elif phase == Phase.STOPPING:
             title, body = "Stopping the party…", "Phones are being disconnected."
-        elif phase == "error":
+        elif phase == Phase.ERROR:
             title = (
                 "The party ran into a problem"
                 if self.host.running
@@ -352,10 +349,6 @@ class QrWindow(QWidget):
         if event.type() == QEvent.Type.DevicePixelRatioChange:
             self.refresh()
         super().changeEvent(event)
-
-
-def _elide(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _html(text: str) -> str:

@@ -8,6 +8,6 @@ CHUNK_FRAMES = 960  # 20 ms: small enough for live capture, large enough to be c
 CHUNK_BYTES = CHUNK_FRAMES * FRAME_BYTES
 
 
-def duration_us(pcm: bytes) -> int:
-    """Play time of a PCM chunk in microseconds."""
-    return len(pcm) // FRAME_BYTES * 1_000_000 // SAMPLE_RATE
+def duration_us(nbytes: int) -> int:
+    """Play time of `nbytes` of PCM in microseconds."""
+    return nbytes // FRAME_BYTES * 1_000_000 // SAMPLE_RATE

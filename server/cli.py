@@ -14,6 +14,7 @@ from server import logs, winloop
 from server.config import DEFAULT_PORT, MAX_WORKERS, ConfigError, PartyConfig, default_workers
 from server.control import PartyController, PartyError, PartyStatus
 from server.interrupts import Interrupts
+from server.phase import Phase
 from server.sources.base import SourceSpec
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
@@ -88,7 +89,7 @@ class Console:
         self._live = True
 
     def status_line(self, status: PartyStatus) -> None:
-        if status.state != "live" or not self._live:
+        if status.state != Phase.LIVE or not self._live:
             return
         count = "…" if status.listeners is None else str(status.listeners)
         alive = sum(1 for w in status.workers if w.get("alive"))

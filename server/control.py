@@ -1,8 +1,9 @@
 """PartyController: the one API the tray app and the CLI use to run a party.
 
 It owns the coordinator process and talks to it over a loopback link, so nothing here ever
-blocks an event loop (Qt's included): status arrives as messages and is handed to
-listeners; commands are messages whose replies are awaited with timeouts.
+blocks an event loop (Qt's included). Each outcome arrives once, on one channel: status
+snapshots go to status listeners, things the host should be told go to event listeners, and
+a command's result is what the command returns or raises (never also an event).
 """
 
 from __future__ import annotations
@@ -10,22 +11,32 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import multiprocessing
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from server import ipc
+from server.child import Child
 from server.config import PartyConfig
+from server.messages import (
+    Event,
+    Fatal,
+    Hello,
+    Ready,
+    SetSource,
+    SourceResult,
+    Status,
+    Stop,
+    serve_link,
+)
+from server.phase import Phase
 from server.sources.base import SourceSpec
 from server.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
-SPAWN = multiprocessing.get_context("spawn")
 START_TIMEOUT_S = 45.0
 COMMAND_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 8.0
 
 
 def _run_coordinator(*args: Any) -> None:
@@ -44,7 +55,7 @@ class PartyError(RuntimeError):
 class PartyStatus:
     """A snapshot of the party as the coordinator last reported it."""
 
-    state: str = "idle"  # idle | starting | live | stopping | error
+    state: str = Phase.IDLE
     name: str = ""
     url: str = ""
     port: int = 0
@@ -53,7 +64,6 @@ class PartyStatus:
     source: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
     level: dict[str, float] | None = None
-    lead_ms: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -72,10 +82,9 @@ class PartyController:
         self.status = PartyStatus(name=config.name)
         self._status_listeners: list[StatusListener] = []
         self._event_listeners: list[EventListener] = []
-        self._process: BaseProcess | None = None
+        self._child: Child | None = None
         self._link: ipc.Link | None = None
         self._link_server: asyncio.Server | None = None
-        self._linked = asyncio.Event()
         self._ready: asyncio.Future[None] | None = None
         self._replies: dict[int, asyncio.Future[str | None]] = {}
         self._ids = itertools.count(1)
@@ -100,6 +109,9 @@ class PartyController:
             except Exception:
                 log.exception("status listener failed")
 
+    def _set_phase(self, phase: Phase, message: str | None = None) -> None:
+        self._set_status(replace(self.status, state=phase, message=message or self.status.message))
+
     def _event(self, level: str, message: str) -> None:
         for callback in list(self._event_listeners):
             try:
@@ -108,12 +120,16 @@ class PartyController:
                 log.exception("event listener failed")
 
     @property
+    def phase(self) -> Phase:
+        return Phase(self.status.state)
+
+    @property
     def running(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._child is not None and self._child.alive
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return self._child.pid if self._child else None
 
     # -- commands ----------------------------------------------------------------------
     async def start(self, source: SourceSpec) -> PartyStatus:
@@ -122,41 +138,39 @@ class PartyController:
         Raises PartyError with a plain-language reason (bad source, no free port, ...)
         and leaves no process behind in that case.
         """
-        if self.running:
+        if self._child is not None:
             raise PartyError("The party is already running.")
-        loop = asyncio.get_running_loop()
         self._closed.clear()
-        self._ready = loop.create_future()
-        self._linked.clear()
+        self._ready = asyncio.get_running_loop().create_future()
+        self._set_status(PartyStatus(state=Phase.STARTING, name=self.config.name))
         token = ipc.new_token()
         self._link_server, link_port = await ipc.listen(token, self._on_link)
-        self._set_status(PartyStatus(state="starting", name=self.config.name))
-        self._process = SPAWN.Process(
-            target=_run_coordinator,
-            args=(self.config.to_dict(), source.to_dict(), link_port, token),
-            name="partystream-coordinator",
+        self._child = Child(
+            "coordinator",
+            _run_coordinator,
+            (self.config.to_dict(), source.to_dict(), link_port, token),
             daemon=False,  # it has children of its own; it exits when our link drops
+            log_dir=self.config.log_dir,
         )
-        self._process.start()
-        self._tasks.spawn("watch", self._watch_process())
+        self._child.start()
+        self._tasks.spawn("watch", self._watch(self._child))
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_S)
-        except TimeoutError:
+        except (TimeoutError, PartyError) as exc:
+            why = str(exc) or "The party did not start in time; see the log for details."
             await self.stop()
-            raise PartyError("The party did not start in time; see the log for details.") from None
-        except PartyError:
-            await self.stop()
-            raise
+            self._set_phase(Phase.ERROR, why)
+            raise PartyError(why) from None
         return self.status
 
     async def set_source(self, source: SourceSpec) -> None:
-        """Switch what plays; on failure the current source keeps playing."""
+        """Switch what plays; on failure the current source keeps playing (PartyError)."""
         if self._link is None or not self.running:
             raise PartyError("The party is not running.")
         rid = next(self._ids)
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._replies[rid] = reply
-        self._link.send({"t": "set_source", "id": rid, "source": source.to_dict()})
+        self._link.send(SetSource(id=rid, source=source.to_dict()))
         try:
             error = await asyncio.wait_for(reply, COMMAND_TIMEOUT_S)
         except TimeoutError:
@@ -166,92 +180,81 @@ class PartyController:
         if error:
             raise PartyError(error)
 
-    async def stop(self, timeout: float = 8.0) -> None:
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Graceful, bounded shutdown of the coordinator and all workers."""
-        proc = self._process
-        if proc is None:
+        child = self._child
+        if child is None:
             return
-        self._set_status(PartyStatus(**{**self.status.__dict__, "state": "stopping"}))
+        self._set_phase(Phase.STOPPING)
         if self._link is not None:
-            self._link.send({"t": "stop"})
-        deadline = time.monotonic() + timeout
-        while proc.is_alive() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if proc.is_alive():
-            log.warning("coordinator did not stop in %.0fs; terminating", timeout)
-            proc.terminate()
-            await asyncio.sleep(0.5)
-        if proc.is_alive():
-            proc.kill()
-        await self._cleanup()
+            self._link.send(Stop())
+        await child.stop(timeout)
+        await self._cleanup(Phase.IDLE)
 
     def kill(self) -> None:
         """Immediate exit path (second Ctrl+C): workers follow within a second or two."""
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
+        if self._child is not None:
+            self._child.kill()
 
     async def wait_closed(self) -> None:
         """Until the coordinator has gone, for whatever reason."""
         await self._closed.wait()
 
     # -- plumbing ----------------------------------------------------------------------
-    async def _on_link(self, link: ipc.Link, hello: dict[str, Any]) -> None:
-        if hello.get("role") != "coordinator" or self._linked.is_set():
+    async def _on_link(self, link: ipc.Link, hello: Hello) -> None:
+        if hello.role != "coordinator" or self._link is not None:
             await link.close()
             return
         self._link = link
-        self._linked.set()
-        try:
-            while True:
-                msg, _ = await link.recv()
-                self._handle(msg)
-        except ipc.LinkClosed:
-            pass
+        await serve_link(
+            link,
+            {
+                Status: lambda msg: self._set_status(PartyStatus.from_dict(msg.status)),
+                Ready: self._on_ready,
+                Event: lambda msg: self._event(msg.level, msg.text),
+                Fatal: self._on_fatal,
+                SourceResult: self._on_result,
+            },
+        )
 
-    def _handle(self, msg: dict[str, Any]) -> None:
-        match msg["t"]:
-            case "status":
-                self._set_status(PartyStatus.from_dict(msg["status"]))
-            case "ready":
-                self._set_status(PartyStatus.from_dict(msg["status"]))
-                if self._ready is not None and not self._ready.done():
-                    self._ready.set_result(None)
-            case "event":
-                self._event(str(msg["level"]), str(msg["msg"]))
-            case "fatal":
-                self._event("error", str(msg["msg"]))
-                if self._ready is not None and not self._ready.done():
-                    self._ready.set_exception(PartyError(str(msg["msg"])))
-                else:
-                    self._set_status(
-                        PartyStatus(
-                            **{**self.status.__dict__, "state": "error", "message": str(msg["msg"])}
-                        )
-                    )
-            case "source_result":
-                reply = self._replies.get(msg.get("id", -1))
-                if reply is not None and not reply.done():
-                    reply.set_result(msg.get("error"))
+    def _on_ready(self, msg: Ready) -> None:
+        self._set_status(PartyStatus.from_dict(msg.status))
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
 
-    async def _watch_process(self) -> None:
+    def _on_fatal(self, msg: Fatal) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(PartyError(msg.text))  # start() raises it: told once
+        else:
+            self._event("error", msg.text)
+            self._set_phase(Phase.ERROR, msg.text)
+
+    def _on_result(self, msg: SourceResult) -> None:
+        reply = self._replies.get(msg.id)
+        if reply is not None and not reply.done():
+            reply.set_result(msg.error)
+
+    async def _watch(self, child: Child) -> None:
         """Notice the coordinator ending (crash included) and settle every waiter."""
-        proc = self._process
-        assert proc is not None
-        while proc.is_alive():
-            await asyncio.sleep(0.2)
+        await child.wait(float("inf"))
+        if self._child is not child:
+            return
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(
-                PartyError(f"The party stopped while starting (exit code {proc.exitcode}).")
+                PartyError(f"The party stopped while starting (exit code {child.exitcode}).")
             )
-        was_live = self.status.state == "live"
-        if was_live:
-            self._event("error", f"The party stopped unexpectedly (exit code {proc.exitcode}).")
-        await self._cleanup(from_watch=True)
+            return  # start() cleans up
+        if self.phase is Phase.LIVE:
+            why = f"The party stopped unexpectedly (exit code {child.exitcode})."
+            self._event("error", why)
+            self._set_phase(Phase.ERROR, why)
+        await self._cleanup(self.phase if self.phase is Phase.ERROR else Phase.IDLE)
 
-    async def _cleanup(self, *, from_watch: bool = False) -> None:
-        proc, self._process = self._process, None
-        if proc is not None:
-            proc.join(0)
+    async def _cleanup(self, phase: Phase) -> None:
+        if self._child is None:
+            return
+        self._child.reap()
+        self._child = None
         for reply in self._replies.values():
             if not reply.done():
                 reply.set_exception(PartyError("The party stopped."))
@@ -261,8 +264,9 @@ class PartyController:
         if self._link_server is not None:
             self._link_server.close()
             self._link_server = None
-        if not from_watch:
-            await self._tasks.close(1.0)
-        if self.status.state != "error":
-            self._set_status(PartyStatus(state="idle", name=self.config.name))
+        if phase is Phase.ERROR:
+            self._set_phase(Phase.ERROR)
+        else:
+            self._set_status(PartyStatus(state=Phase.IDLE, name=self.config.name))
         self._closed.set()
+        await self._tasks.close(1.0)  # the watcher; last, as it may be the caller

@@ -66,7 +66,6 @@ class GhostWatch:
         self.stall_s = stall_s
         self._since: dict[asyncio.WriteTransport, float] = {}
         self._acked: dict[asyncio.WriteTransport, int | None] = {}
-        self.dropped = 0
 
     def track(self, transport: asyncio.WriteTransport) -> None:
         tune_socket(transport, self.stall_s)
@@ -95,7 +94,6 @@ class GhostWatch:
             elif now - since > self.stall_s:
                 peer = transport.get_extra_info("peername")
                 log.info("dropping listener %s: nothing drained for %.0fs", peer, now - since)
-                self.dropped += 1
                 self.untrack(transport)
                 transport.abort()
 

@@ -3,9 +3,10 @@
 Why sockets and not multiprocessing queues: asyncio streams never block the event loop,
 work the same on Windows/macOS/Linux, and a closed socket is the parent-death signal
 (a child whose link drops knows its parent is gone, even after `kill -9`). Every link starts
-with a hello carrying a random token, so nothing else on the machine or the LAN can drive it.
+with a Hello carrying a random token, so nothing else on the machine or the LAN can drive it.
 
-Frame: 4-byte header length, 4-byte payload length, JSON header, raw payload.
+Frame: 4-byte header length, 4-byte payload length, JSON header, raw payload
+(what goes in them: server/messages.py).
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import secrets
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+
+from server.messages import Hello, Message, ProtocolError, decode, encode
 
 _PREFIX = struct.Struct(">II")
 MAX_HEADER = 64 * 1024
 MAX_PAYLOAD = 1024 * 1024
 HELLO_TIMEOUT = 5.0
-
-Message = dict[str, Any]
 
 
 class LinkClosed(ConnectionError):
@@ -34,6 +33,12 @@ class LinkClosed(ConnectionError):
 def new_token() -> str:
     """A secret a spawned child presents when it connects back."""
     return secrets.token_urlsafe(24)
+
+
+def frame(msg: Message) -> bytes:
+    """The bytes of one message on the wire (encode once, send to many)."""
+    header, payload = encode(msg)
+    return _PREFIX.pack(len(header), len(payload)) + header + payload
 
 
 class Link:
@@ -61,33 +66,31 @@ class Link:
     def closed(self) -> bool:
         return self._writer.transport.is_closing()
 
-    def send(self, msg: Message, payload: bytes = b"", *, droppable: bool = False) -> bool:
-        """Queue a message without blocking. A droppable one is skipped (and counted) when the
-        peer is too far behind, so one stuck child never stalls the others."""
+    def send(self, msg: Message | bytes, *, droppable: bool = False) -> bool:
+        """Queue a message (or a ready `frame`) without blocking. A droppable one is skipped
+        (and counted) when the peer is too far behind, so one stuck child never stalls the
+        others."""
         if self.closed:
             return False
         if droppable and self.backlog > self._max_buffer:
             self.dropped += 1
             return False
-        header = json.dumps(msg, separators=(",", ":")).encode()
-        self._writer.write(_PREFIX.pack(len(header), len(payload)) + header + payload)
+        self._writer.write(msg if isinstance(msg, bytes) else frame(msg))
         return True
 
-    async def recv(self) -> tuple[Message, bytes]:
+    async def recv(self) -> Message:
         """Next message; raises LinkClosed on EOF or on anything malformed."""
         try:
             hlen, plen = _PREFIX.unpack(await self._reader.readexactly(_PREFIX.size))
             if hlen > MAX_HEADER or plen > MAX_PAYLOAD:
                 raise LinkClosed(f"oversized frame ({hlen}+{plen} bytes)")
-            msg = json.loads(await self._reader.readexactly(hlen))
+            header = await self._reader.readexactly(hlen)
             payload = await self._reader.readexactly(plen) if plen else b""
+            return decode(header, payload)
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             raise LinkClosed(str(exc) or "link closed") from exc
-        except ValueError as exc:
+        except ProtocolError as exc:
             raise LinkClosed(f"malformed frame: {exc}") from exc
-        if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
-            raise LinkClosed("frame without a message type")
-        return msg, payload
 
     def abort(self) -> None:
         """Close now, without waiting (the peer is already gone)."""
@@ -101,18 +104,18 @@ class Link:
 
 
 async def listen(
-    token: str, on_link: Callable[[Link, Message], Awaitable[None]]
+    token: str, on_link: Callable[[Link, Hello], Awaitable[None]]
 ) -> tuple[asyncio.Server, int]:
-    """Accept links on 127.0.0.1 (ephemeral port); only hellos with `token` get through."""
+    """Accept links on 127.0.0.1 (ephemeral port); only Hellos with `token` get through."""
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link = Link(reader, writer)
         try:
-            hello, _ = await asyncio.wait_for(link.recv(), HELLO_TIMEOUT)
+            hello = await asyncio.wait_for(link.recv(), HELLO_TIMEOUT)
         except (LinkClosed, TimeoutError):
             await link.close()
             return
-        if hello.get("t") != "hello" or not hmac.compare_digest(str(hello.get("token", "")), token):
+        if not isinstance(hello, Hello) or not hmac.compare_digest(str(hello.token), token):
             await link.close()
             return
         await on_link(link, hello)
@@ -121,11 +124,11 @@ async def listen(
     return server, server.sockets[0].getsockname()[1]
 
 
-async def connect(port: int, token: str, **hello: Any) -> Link:
+async def connect(port: int, token: str, role: str, id: int = 0) -> Link:
     """Connect back to a parent that listens on `port`."""
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection("127.0.0.1", port), HELLO_TIMEOUT
     )
     link = Link(reader, writer)
-    link.send({"t": "hello", "token": token, **hello})
+    link.send(Hello(token=token, role=role, id=id))
     return link

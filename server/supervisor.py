@@ -1,37 +1,44 @@
 """Starts, watches and restarts the worker processes.
 
-Lessons applied (DESIGN.md §2, §4): startup cannot hang on a worker that died before
-reporting; a crash is noticed by process liveness, routing stops at once, it is reported
-once, and the worker is restarted on the same port with exponential backoff and a cap;
-a worker that keeps crashing is given up on while the others keep serving. Shutdown asks
-politely, then terminates, then kills.
+Startup cannot hang on a worker that died before reporting. A crash is noticed by process
+liveness; a stuck worker (its loop answers no Ping for STUCK_AFTER_S) or a bloated one (RSS
+past MAX_WORKER_RSS) is killed and treated the same: routing stops at once, it is reported
+once and restarted on the same port with exponential backoff and a cap, so its phones rejoin
+through the front door; a worker that keeps failing is given up on while the others serve.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
 from typing import Any
 
-from server import ipc, logs
+from server import ipc
+from server.child import Child
+from server.messages import Count, Failed, Hello, Message, Ping, Pong, Ready, Stop, serve_link
 from server.sources.base import Report
-from server.tasks import sleep_or_stop
+from server.tasks import TaskGroup, sleep_or_stop
 
 log = logging.getLogger(__name__)
-SPAWN = multiprocessing.get_context("spawn")
 STARTUP_TIMEOUT_S = 30.0
 HEALTH_INTERVAL_S = 0.25
+PING_INTERVAL_S = 1.0
+# A loop that cannot answer a ping this long has left its phones in silence (a busy but live
+# worker answers late, not never: churn of handshakes on a loaded 2-core machine took ~6 s).
+STUCK_AFTER_S = 10.0
+OWN_STALL_S = 1.0  # our own loop slept this much longer than asked: pongs may be unread
+# Measured: an idle worker ~60 MiB, 200 listeners ~150 MiB (bench/README.md). 1 GiB is far
+# past any real party and far below what hurts the host (an attack reached 2.8 GB).
+MAX_WORKER_RSS = 1024 * 1024 * 1024
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 CRASH_WINDOW_S = 60.0
 MAX_CRASHES_IN_WINDOW = 5
-JOIN_GRACE_S = 10.0
+STOP_GRACE_S = 3.0
 
 
 def _run_worker(*args: Any) -> None:
@@ -41,23 +48,32 @@ def _run_worker(*args: Any) -> None:
     worker.main(*args)
 
 
+def restart_delay(crashes: deque[float], now: float) -> float | None:
+    """Record a crash at `now`; the backoff before the restart, or None to give up."""
+    crashes.append(now)
+    while crashes and now - crashes[0] > CRASH_WINDOW_S:
+        crashes.popleft()
+    if len(crashes) > MAX_CRASHES_IN_WINDOW:
+        return None
+    return min(BACKOFF_START_S * 2 ** (len(crashes) - 1), BACKOFF_MAX_S)
+
+
 @dataclass
 class WorkerHandle:
     id: int
     port: int
-    process: BaseProcess | None = None
+    child: Child | None = None
     link: ipc.Link | None = None
     ready: bool = False
     listeners: int | None = None
     sessions: int = 0  # client states the worker holds (connected + recently left)
     joins: deque[float] = field(default_factory=deque)  # phones sent here, not yet counted
-    restarts: int = 0
     crashes: deque[float] = field(default_factory=deque)
-    last_exit: int | None = None
     last_error: str | None = None
-    last_lines: list[str] = field(default_factory=list)  # its log's tail when it last died
     given_up: bool = False
     restart_at: float | None = None
+    last_pong: float = 0.0
+    rss: int = 0
 
     @property
     def alive(self) -> bool:
@@ -65,8 +81,8 @@ class WorkerHandle:
             self.ready
             and self.link is not None
             and not self.link.closed
-            and self.process is not None
-            and self.process.is_alive()
+            and self.child is not None
+            and self.child.alive
         )
 
     def public(self) -> dict[str, Any]:
@@ -101,6 +117,8 @@ class Supervisor:
         self._link_server: asyncio.Server | None = None
         self._link_port = 0
         self._settled = asyncio.Event()
+        self._tasks = TaskGroup("supervisor")
+        self._ping = 0
 
     # -- startup ---------------------------------------------------------------------------
     async def start(self) -> int:
@@ -111,7 +129,10 @@ class Supervisor:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             for handle in self.workers:
-                self._check_startup(handle)
+                child = handle.child
+                if not (handle.ready or handle.given_up) and child and not child.alive:
+                    code = child.reap()
+                    self._give_up(handle, handle.last_error or f"exited with code {code}")
             if all(h.ready or h.given_up for h in self.workers):
                 break
             self._settled.clear()
@@ -121,31 +142,18 @@ class Supervisor:
                 self._give_up(handle, "did not start in time")
         return sum(h.alive for h in self.workers)
 
-    def _check_startup(self, handle: WorkerHandle) -> None:
-        if handle.ready or handle.given_up or handle.process is None:
-            return
-        if not handle.process.is_alive():
-            handle.last_exit = handle.process.exitcode
-            self._give_up(handle, handle.last_error or f"exited with code {handle.last_exit}")
-
     def _spawn(self, handle: WorkerHandle) -> None:
+        if handle.child is not None:
+            handle.child.reap()  # the one we killed before the backoff: no zombie
         handle.ready = False
         handle.listeners = None
-        handle.process = SPAWN.Process(
-            target=_run_worker,
-            args=(
-                handle.id,
-                self._host,
-                handle.port,
-                self._name,
-                self._link_port,
-                self._token,
-                self._log_dir,
-            ),
-            name=f"partystream-worker-{handle.id}",
-            daemon=True,
-        )
-        handle.process.start()
+        handle.last_pong = time.monotonic()
+        args = (handle.id, self._host, handle.port, self._name, self._link_port, self._token)
+        handle.child = Child(
+            f"worker-{handle.id}", _run_worker, (*args, self._log_dir), daemon=True,
+            log_dir=self._log_dir,
+        )  # fmt: skip
+        handle.child.start()
 
     def _give_up(self, handle: WorkerHandle, why: str) -> None:
         handle.given_up = True
@@ -159,44 +167,55 @@ class Supervisor:
         self._on_change()
 
     # -- links -----------------------------------------------------------------------------
-    async def _on_link(self, link: ipc.Link, hello: dict[str, Any]) -> None:
-        wid = hello.get("id")
-        if (
-            hello.get("role") != "worker"
-            or not isinstance(wid, int)
-            or not (0 <= wid < len(self.workers))
-        ):
+    async def _on_link(self, link: ipc.Link, hello: Hello) -> None:
+        if hello.role != "worker" or not (0 <= hello.id < len(self.workers)):
             await link.close()
             return
-        handle = self.workers[wid]
+        handle = self.workers[hello.id]
         handle.link = link
+
+        def changed(update: Callable[[Any], None]) -> Callable[[Any], None]:
+            def handler(msg: Any) -> None:
+                update(msg)
+                self._settled.set()
+                self._on_change()
+
+            return handler
+
         try:
-            while True:
-                msg, _ = await link.recv()
-                self._handle(handle, msg)
-        except ipc.LinkClosed:
-            pass
+            await serve_link(
+                link,
+                {
+                    Ready: changed(lambda _: self._ready(handle)),
+                    Count: changed(lambda msg: self._count(handle, msg)),
+                    Failed: changed(lambda msg: setattr(handle, "last_error", msg.text)),
+                    Pong: lambda msg: self._pong(handle, msg),
+                },
+            )
         finally:
             if handle.link is link:
                 handle.ready = False
                 handle.listeners = None
                 self._on_change()
 
-    def _handle(self, handle: WorkerHandle, msg: dict[str, Any]) -> None:
-        match msg["t"]:
-            case "ready":
-                handle.ready = True
-                handle.listeners = 0
-            case "count":
-                arrived = int(msg["n"]) - (handle.listeners or 0)
-                for _ in range(min(arrived, len(handle.joins))):
-                    handle.joins.popleft()
-                handle.listeners = int(msg["n"])
-                handle.sessions = int(msg.get("sessions", 0))
-            case "error":
-                handle.last_error = str(msg.get("msg"))
-        self._settled.set()
-        self._on_change()
+    @staticmethod
+    def _ready(handle: WorkerHandle) -> None:
+        handle.ready = True
+        handle.listeners = 0
+        handle.last_pong = time.monotonic()
+
+    @staticmethod
+    def _count(handle: WorkerHandle, msg: Count) -> None:
+        arrived = msg.listeners - (handle.listeners or 0)
+        for _ in range(min(arrived, len(handle.joins))):
+            handle.joins.popleft()
+        handle.listeners = msg.listeners
+        handle.sessions = msg.sessions
+
+    @staticmethod
+    def _pong(handle: WorkerHandle, msg: Pong) -> None:
+        handle.last_pong = time.monotonic()
+        handle.rss = msg.rss
 
     # -- running ---------------------------------------------------------------------------
     def live(self) -> list[WorkerHandle]:
@@ -209,99 +228,86 @@ class Supervisor:
             return None
         return sum(h.listeners or 0 for h in live)
 
-    def pick(self) -> WorkerHandle | None:
-        """The least-loaded live worker (counting phones sent there but not yet reported)."""
-        live = self.live()
-        if not live:
-            return None
-        now = time.monotonic()
-        for handle in live:  # a phone that never connected stops counting after a while
-            while handle.joins and now - handle.joins[0] > JOIN_GRACE_S:
-                handle.joins.popleft()
-        best = min(live, key=lambda h: ((h.listeners or 0) + len(h.joins), h.id))
-        best.joins.append(now)
-        return best
+    def listening(self) -> int:
+        return self.total_listeners() or 0
 
-    def send_all(
-        self, msg: dict[str, Any], payload: bytes = b"", *, droppable: bool = False
-    ) -> None:
+    def send_all(self, msg: Message | bytes, *, droppable: bool = False) -> None:
+        data = msg if isinstance(msg, bytes) else ipc.frame(msg)  # encoded once for all
         for handle in self.workers:
             if handle.alive and handle.link is not None:
-                handle.link.send(msg, payload, droppable=droppable)
+                handle.link.send(data, droppable=droppable)
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Health loop: notice crashes, restart with backoff, give up on repeat offenders."""
+        """Health loop: notice crashed, stuck and bloated workers; restart them with backoff;
+        give up on repeat offenders."""
+        next_ping = 0.0
+        last_tick = time.monotonic()
         while not await sleep_or_stop(stop, HEALTH_INTERVAL_S):
             now = time.monotonic()
+            stalled = now - last_tick - HEALTH_INTERVAL_S
+            last_tick = now
+            if stalled > OWN_STALL_S:  # we were not running: do not blame the workers for it
+                for handle in self.workers:
+                    handle.last_pong += stalled
+            if now >= next_ping:
+                next_ping = now + PING_INTERVAL_S
+                self._ping += 1
+                self.send_all(Ping(seq=self._ping))
             for handle in self.workers:
-                if handle.given_up or handle.process is None:
+                if handle.given_up or handle.child is None:
                     continue
                 if handle.restart_at is not None:
                     if now >= handle.restart_at:
                         handle.restart_at = None
-                        handle.restarts += 1
                         self._spawn(handle)
                     continue
-                if handle.process.is_alive():
-                    continue
-                self._crashed(handle, now)
+                if not handle.child.alive:
+                    self._failed(handle, now, "stopped unexpectedly (exit code {code})")
+                elif handle.ready and now - handle.last_pong > STUCK_AFTER_S:
+                    self._failed(handle, now, f"stopped responding for {STUCK_AFTER_S:.0f} s")
+                elif handle.rss > MAX_WORKER_RSS:
+                    self._failed(handle, now, f"grew to {handle.rss >> 20} MiB of memory")
 
-    def _crashed(self, handle: WorkerHandle, now: float) -> None:
-        assert handle.process is not None
-        handle.last_exit = handle.process.exitcode
+    def _failed(self, handle: WorkerHandle, now: float, why: str) -> None:
+        """Crashed, stuck or bloated: kill what is left, report once, restart with backoff."""
+        assert handle.child is not None
+        handle.child.kill()
+        code = handle.child.reap()
+        why = why.format(code=code)
+        exit_note = f"exited with code {code}" if code is not None else why
         handle.ready = False
         handle.listeners = None
+        handle.rss = 0
         if handle.link is not None:
             handle.link.abort()
             handle.link = None
-        handle.last_lines = logs.tail(self._log_dir, f"worker-{handle.id}")
         log.warning(
-            "worker %d exited with code %s; its last log lines:\n%s",
+            "worker %d %s; its last log lines:\n%s",
             handle.id,
-            handle.last_exit,
-            "\n".join(handle.last_lines) or "(none)",
+            exit_note,
+            "\n".join(handle.child.last_lines) or "(none)",
         )
-        handle.crashes.append(now)
-        while handle.crashes and now - handle.crashes[0] > CRASH_WINDOW_S:
-            handle.crashes.popleft()
-        if len(handle.crashes) > MAX_CRASHES_IN_WINDOW:
-            self._give_up(handle, f"keeps crashing (last exit code {handle.last_exit})")
+        delay = restart_delay(handle.crashes, now)
+        if delay is None:
+            self._give_up(handle, f"keeps failing ({why})")
             return
-        delay = min(BACKOFF_START_S * 2 ** (len(handle.crashes) - 1), BACKOFF_MAX_S)
         handle.restart_at = now + delay
         self._report(
             "warning",
-            f"Listener server {handle.id + 1} (port {handle.port}) stopped unexpectedly "
-            f"(exit code {handle.last_exit}); restarting in {delay:.1f} s. "
-            "Its phones reconnect by themselves.",
+            f"Listener server {handle.id + 1} (port {handle.port}) {why}; restarting in "
+            f"{delay:.1f} s. Its phones reconnect by themselves.",
         )
         self._on_change()
 
     # -- shutdown --------------------------------------------------------------------------
-    async def stop(self, timeout: float = 3.0) -> None:
+    async def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Ask politely, then terminate, then kill; never leave a process behind."""
-        self.send_all({"t": "stop"})
-        procs = [h.process for h in self.workers if h.process is not None]
-        await _wait_exit(procs, timeout)
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-        await _wait_exit(procs, 1.0)
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-        await _wait_exit(procs, 1.0)
+        self.send_all(Stop())
+        children = [h.child for h in self.workers if h.child is not None]
+        await asyncio.gather(*(child.stop(grace) for child in children))
         for handle in self.workers:
             if handle.link is not None:
                 await handle.link.close()
         if self._link_server is not None:
             self._link_server.close()
-
-
-async def _wait_exit(procs: list[BaseProcess], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    for proc in procs:
-        if not proc.is_alive() and proc.exitcode is not None:
-            proc.join(0)  # reap: no zombies
+        await self._tasks.close(1.0)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-import sys
 import time
 from collections import deque
 from typing import Any
@@ -30,11 +30,15 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import clock, ipc, logs, winloop
+from server import clock, ipc
 from server import web as party_web
+from server.admission import PartyServer
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
+from server.child import child_main
 from server.ghosts import GhostWatch
+from server.messages import Count, Failed, Pcm, Ping, Pong, Ready, Reset, Status, serve_link
 from server.pairing import PartyPairingStore
+from server.phase import Phase
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
 
 log = logging.getLogger(__name__)
@@ -47,20 +51,21 @@ EXIT_PORT_IN_USE = 3
 
 
 class Worker:
-    def __init__(self, worker_id: int, host: str, port: int, name: str) -> None:
+    def __init__(
+        self, worker_id: int, host: str, port: int, name: str, stop: asyncio.Event
+    ) -> None:
         self.worker_id = worker_id
         self.host = host
         self.port = port
         self.name = name
-        self.status: dict[str, Any] = {"name": name, "state": "starting", "listeners": None}
-        self._server: SendspinServer | None = None
+        self.status: dict[str, Any] = {"name": name, "state": Phase.STARTING, "listeners": None}
+        self._server: PartyServer | None = None
         self._group: SendspinGroup | None = None
         self._stream: PushStream | None = None
         self._link: ipc.Link | None = None
         self._tasks = TaskGroup(f"worker{worker_id}")
-        self._stop = asyncio.Event()
+        self._stop = stop
         self._count_changed = asyncio.Event()
-        self.committed = 0
         self._recent: deque[tuple[int, bytes]] = deque()  # future audio, for a fresh stream
         self._stream_fed = False
         self._ghosts = GhostWatch()
@@ -69,7 +74,7 @@ class Worker:
     # -- listeners -------------------------------------------------------------------------
     @property
     def listeners(self) -> int:
-        return len(self._server.connected_clients) if self._server else 0
+        return self._server.listening() if self._server else 0
 
     def _on_event(self, server: SendspinServer, event: SendspinEvent) -> None:
         if isinstance(event, ClientConnectedEvent | ClientAddedEvent):
@@ -92,6 +97,7 @@ class Worker:
         if self._group is None or self._stream is None or self._stream.is_stopped:
             self._reset_stream()
             self._group = client.group
+            self._group.set_group_name(self.name)  # the party's, not the first client's
             self._stream = self._group.start_stream()
             self._stream_fed = False
         elif client.group is not self._group:
@@ -126,29 +132,32 @@ class Worker:
             for ts, data in backlog:
                 stream.prepare_audio(data, PCM_FORMAT)
                 await stream.commit_audio(play_start_us=ts)
-                self.committed += 1
         except StreamStoppedError:
             self._reset_stream()
 
+    def _reset(self, _: Reset) -> None:
+        """A new timeline: drop what was queued on the old one."""
+        self._recent.clear()
+        if self._stream is not None and not self._stream.is_stopped:
+            self._stream.clear()
+
+    def _pong(self, ping: Ping) -> None:
+        """Answered from this loop, so a stuck loop shows as silence to the watchdog."""
+        assert self._link is not None
+        self._link.send(Pong(seq=ping.seq, rss=_rss()))
+
     async def _receive(self) -> None:
         assert self._link is not None
-        while True:
-            try:
-                msg, payload = await self._link.recv()
-            except ipc.LinkClosed:
-                log.info("coordinator link closed; exiting")
-                return
-            match msg["t"]:
-                case "pcm":
-                    await self._commit(int(msg["ts"]), payload)
-                case "reset":
-                    self._recent.clear()
-                    if self._stream is not None and not self._stream.is_stopped:
-                        self._stream.clear()
-                case "status":
-                    self.status = msg["status"]
-                case "stop":
-                    return
+        why = await serve_link(
+            self._link,
+            {
+                Pcm: lambda msg: self._commit(msg.ts, msg.pcm),
+                Reset: self._reset,
+                Status: lambda msg: setattr(self, "status", msg.status),
+                Ping: self._pong,
+            },
+        )
+        log.info("coordinator link %s; exiting", why)
 
     async def _reap(self) -> None:
         """End the state of clients that left more than REAP_AFTER_S ago (the library keeps
@@ -172,7 +181,7 @@ class Worker:
             self._count_changed.clear()
             count = (self.listeners, len(self._server.clients) if self._server else 0)
             if count != last:
-                self._link.send({"t": "count", "n": count[0], "sessions": count[1]})
+                self._link.send(Count(listeners=count[0], sessions=count[1]))
                 last = count
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._count_changed.wait(), COUNT_REFRESH_S)
@@ -194,10 +203,9 @@ class Worker:
         return {"port": self.port, "path": SendspinServer.API_PATH, "worker": self.worker_id}
 
     async def run(self, link_port: int, token: str) -> int:
-        winloop.install(asyncio.get_running_loop())
         self._link = await ipc.connect(link_port, token, role="worker", id=self.worker_id)
         loop = asyncio.get_running_loop()
-        self._server = SendspinServer(
+        self._server = PartyServer(
             loop,
             Identity.generate(),
             self.name,
@@ -210,15 +218,19 @@ class Worker:
         try:
             runner = await party_web.serve(app, self.host, self.port)
         except OSError as exc:
-            self._link.send({"t": "error", "msg": f"port {self.port} is unavailable: {exc}"})
+            self._link.send(Failed(text=f"port {self.port} is unavailable: {exc}"))
             await self._link.close()
             return EXIT_PORT_IN_USE
-        self._link.send({"t": "ready", "port": self.port})
+        self._link.send(Ready())
         counts = self._tasks.spawn("counts", self._report_counts())
         self._tasks.spawn("ghosts", self._ghosts.run(self._stop))
         self._tasks.spawn("reaper", self._reap())
         try:
-            await first_completed(self._tasks.spawn("receive", self._receive()), counts)
+            await first_completed(
+                self._tasks.spawn("receive", self._receive()),
+                counts,
+                self._tasks.spawn("stop", self._stop.wait()),
+            )
         finally:
             self._stop.set()
             await self._shutdown(runner)
@@ -236,32 +248,28 @@ class Worker:
             await self._link.close()
 
 
-async def _watch_parent(stop: asyncio.Event) -> None:
-    """Belt and braces next to the link: exit if we were re-parented (parent died)."""
-    import os
+def _rss() -> int:
+    with contextlib.suppress(Exception):
+        import psutil
 
-    parent = os.getppid()
-    while not await sleep_or_stop(stop, 1.0):
-        if os.getppid() != parent:
-            os._exit(1)
+        return int(psutil.Process().memory_info().rss)
+    return 0
+
+
+def _install_debug_hooks() -> None:
+    """Tests only (PARTYSTREAM_DEBUG_HOOKS=1): SIGUSR1 blocks this worker's loop for good,
+    the way a stuck library call would, so the watchdog can be shown to work."""
+    if os.environ.get("PARTYSTREAM_DEBUG_HOOKS") == "1" and hasattr(signal, "SIGUSR1"):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, time.sleep, 3600)
 
 
 def main(
     worker_id: int, host: str, port: int, name: str, link_port: int, token: str, log_dir: str | None
 ) -> None:
-    """Process entry point (spawned by the coordinator)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the controller's to handle
-    logs.setup(f"worker-{worker_id}", log_dir)
-    worker = Worker(worker_id, host, port, name)
+    """Process entry point (spawned by the coordinator's supervisor)."""
 
-    async def run() -> int:
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(_watch_parent(stop)) if sys.platform != "win32" else None
-        try:
-            return await worker.run(link_port, token)
-        finally:
-            stop.set()
-            if watcher:
-                watcher.cancel()
+    async def run(stop: asyncio.Event) -> int:
+        _install_debug_hooks()
+        return await Worker(worker_id, host, port, name, stop).run(link_port, token)
 
-    sys.exit(asyncio.run(run()))
+    child_main(f"worker-{worker_id}", log_dir, run)

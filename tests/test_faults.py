@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from server import supervisor
 from tests import netns
 from tests.conftest import front_url, worker_url
 from tests.helpers import eventually, get_json, pids_alive
@@ -29,6 +30,26 @@ def _worker_pids(coordinator_pid: int) -> list[int]:
         for p in psutil.Process(coordinator_pid).children()
         if "resource_tracker" not in " ".join(p.cmdline())
     ]
+
+
+def _worker_pid_on(coordinator_pid: int, port: int) -> int:
+    return next(
+        pid
+        for pid in _worker_pids(coordinator_pid)
+        if any(
+            c.laddr.port == port and c.status == "LISTEN"
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+        )
+    )
+
+
+async def _rejoin(party, listener: Listener) -> Listener:
+    """Like the web page does: a disconnected listener asks the front door again."""
+    await eventually(lambda: not listener.client.connected, what="victim disconnected")
+    _, target = await get_json(front_url(party, "/api/join"))
+    fresh = await Listener(f"ws://127.0.0.1:{target['port']}/sendspin").connect()
+    await fresh.wait_chunks(10)
+    return fresh
 
 
 def _max_gap_ms(listener: Listener, since_us: int) -> float:
@@ -47,14 +68,7 @@ async def test_killed_worker_restarts_and_its_listeners_come_back(
         for listener in listeners:
             await listener.wait_chunks(20)
         await eventually(lambda: party.status.listeners == 3, what="3 listeners")
-        victim_pid = next(
-            pid
-            for pid in _worker_pids(party.pid)
-            if any(
-                c.laddr.port == victim_port and c.status == "LISTEN"
-                for c in psutil.Process(pid).net_connections(kind="tcp")
-            )
-        )
+        victim_pid = _worker_pid_on(party.pid, victim_port)
         events: list[str] = []
         party.add_event_listener(lambda level, msg: events.append(msg))
         mark = bystander.arrivals[-1]
@@ -67,13 +81,8 @@ async def test_killed_worker_restarts_and_its_listeners_come_back(
 
         await eventually(restarted, timeout=20, what="worker 0 restarted")
         restart_s = time.monotonic() - t0
-        # Like the web page does: disconnected listeners ask the front door again.
         for old in on_victim:
-            await eventually(lambda o=old: not o.client.connected, what="victim disconnected")
-            _, target = await get_json(front_url(party, "/api/join"))
-            fresh = await Listener(f"ws://127.0.0.1:{target['port']}/sendspin").connect()
-            listeners.append(fresh)
-            await fresh.wait_chunks(10)
+            listeners.append(await _rejoin(party, old))
         await eventually(lambda: party.status.listeners == 3, what="count recovered to 3")
         await bystander.wait_chunks(bystander.count + 40)
         gap = _max_gap_ms(bystander, mark)
@@ -84,6 +93,33 @@ async def test_killed_worker_restarts_and_its_listeners_come_back(
         # Exit code and the worker's last log lines are kept in the log for the host.
         log_text = (tmp_path / "coordinator.log").read_text()
         assert "worker 0 exited with code -9; its last log lines:" in log_text
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="the debug hook needs SIGUSR1")
+async def test_stuck_worker_is_restarted_and_its_listeners_resume(
+    start_party, listeners, monkeypatch
+) -> None:
+    monkeypatch.setenv("PARTYSTREAM_DEBUG_HOOKS", "1")  # SIGUSR1 blocks a worker's loop
+    async with start_party(workers=2) as party:
+        victim = await Listener(worker_url(party, 0)).connect()
+        listeners.append(victim)
+        await victim.wait_chunks(20)
+        victim_pid = _worker_pid_on(party.pid, party.status.workers[0]["port"])
+        events: list[str] = []
+        party.add_event_listener(lambda level, msg: events.append(msg))
+        t0 = time.monotonic()
+        os.kill(victim_pid, signal.SIGUSR1)  # alive, port open, but its loop never runs again
+        await eventually(
+            lambda: any("stopped responding" in e for e in events), timeout=20, what="watchdog"
+        )
+        noticed_s = time.monotonic() - t0
+        assert not pids_alive([victim_pid]), "the stuck worker was killed, not left behind"
+        fresh = await _rejoin(party, victim)
+        listeners.append(fresh)
+        await eventually(lambda: party.status.listeners == 1, what="count back to 1")
+        print(f"\nstuck worker noticed in {noticed_s:.1f} s; its listener resumed")
+        assert noticed_s < supervisor.STUCK_AFTER_S + 4
+        assert len([e for e in events if "stopped responding" in e]) == 1, events
 
 
 async def test_killed_coordinator_takes_its_workers_along(start_party) -> None:

@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from server import cli, coordinator, winloop, worker
+from server import child, cli, coordinator, winloop, worker
 
 
 def _context(exc: BaseException) -> dict[str, object]:
@@ -58,10 +58,15 @@ def test_default_handler_gets_the_rest(caplog: pytest.LogCaptureFixture) -> None
 
 
 @pytest.mark.parametrize(
-    "entry",
-    [worker.Worker.run, coordinator.Coordinator.run, cli.serve],
-    ids=["worker", "coordinator", "cli"],
+    ("entry", "call"),
+    [
+        (child.child_main, "winloop.install("),  # what every child process runs in
+        (worker.main, "child_main("),
+        (coordinator.main, "child_main("),
+        (cli.serve, "winloop.install("),
+    ],
+    ids=["child", "worker", "coordinator", "cli"],
 )
-def test_every_process_installs_it(entry: object) -> None:
+def test_every_process_installs_it(entry: object, call: str) -> None:
     # Spawned processes cannot be spied on from here; their entry code must call it.
-    assert "winloop.install(" in inspect.getsource(entry)  # type: ignore[arg-type]
+    assert call in inspect.getsource(entry)  # type: ignore[arg-type]

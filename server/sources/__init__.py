@@ -22,6 +22,10 @@ def create(spec: SourceSpec, report: Report) -> Source:
             from server.sources.capture import CaptureSource
 
             return CaptureSource(spec, report)
+        case "silence":
+            from server.sources.silence import SilenceSource
+
+            return SilenceSource(spec, report)
     raise SourceError(f"Unknown source kind: {spec.kind!r}")
 
 

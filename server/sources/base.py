@@ -8,13 +8,15 @@ ThreadFeed, so the coordinator's event loop never blocks and shutdown never wait
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-SourceKind = Literal["demo", "file", "url", "system", "mic"]
+SourceKind = Literal["demo", "file", "url", "system", "mic", "silence"]
 Report = Callable[[str, str], None]
 """report(level, message): level is "info", "warning" or "error"; message is for people."""
 
@@ -40,8 +42,24 @@ class SourceSpec:
                 return "System audio"
             case "mic":
                 return f"Microphone: {self.device or 'default'}"
+            case "silence":
+                return "Silence"
             case _:
                 return self.location
+
+    @property
+    def short_label(self) -> str:
+        """As people say it, and all a phone may see: a file's name (never its path), a
+        stream's host (never its URL's credentials), a device's name."""
+        match self.kind:
+            case "file":
+                return os.path.basename(self.location) or "Music file"
+            case "url":
+                return urlsplit(self.location).hostname or "Internet stream"
+            case "mic":
+                return self.device or "Default input"
+            case _:
+                return self.label
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,3 +154,32 @@ class ThreadFeed:
         """End the feed; a consumer waiting in get() is woken with the end marker."""
         self._stop.set()
         self._queue.put_nowait(None)
+
+
+class FeedSource(Source):
+    """A source whose chunks come from a blocking generator run in a ThreadFeed (decoders)."""
+
+    FEED_DEPTH = 64  # decoded chunks (~1.5 s) buffered ahead of the coordinator
+
+    def __init__(self, spec: SourceSpec, report: Report) -> None:
+        super().__init__(spec, report)
+        self._feed: ThreadFeed | None = None
+
+    def start_feed(self, produce: Callable[[threading.Event], Iterator[bytes]]) -> None:
+        self._feed = ThreadFeed(produce, self.FEED_DEPTH)
+
+    def ended(self) -> str:
+        """Why read() failed when the generator ran out (for the host)."""
+        return f"Playback of {self.spec.location!r} ended unexpectedly."
+
+    async def read(self) -> bytes:
+        assert self._feed is not None, "open() first"
+        chunk = await self._feed.get()
+        if chunk is None:
+            raise SourceError(self.ended())
+        return chunk
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.stop()
+            self._feed = None

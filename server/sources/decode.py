@@ -15,14 +15,13 @@ from collections.abc import Iterator
 import av
 
 from server.audio_format import CHANNELS, SAMPLE_RATE
-from server.sources.base import Report, Source, SourceError, SourceSpec, ThreadFeed
+from server.sources.base import FeedSource, Report, SourceError, SourceSpec
 
 log = logging.getLogger(__name__)
 
 NETWORK_TIMEOUT = 10.0  # seconds to open a URL / wait for data before we call it dropped
 URL_BACKOFF_START = 1.0
 URL_BACKOFF_MAX = 30.0
-FEED_DEPTH = 64  # decoded chunks (~1.5 s) buffered ahead of the coordinator
 
 
 def _open_container(location: str) -> av.container.InputContainer:
@@ -77,12 +76,11 @@ def decode_pcm(location: str, stop: threading.Event) -> Iterator[bytes]:
     assert CHANNELS == 2
 
 
-class FileSource(Source):
+class FileSource(FeedSource):
     """A local file, played in a loop."""
 
     def __init__(self, spec: SourceSpec, report: Report) -> None:
         super().__init__(spec, report)
-        self._feed: ThreadFeed | None = None
         self._path = os.path.expanduser(spec.location)
 
     async def open(self) -> None:
@@ -90,7 +88,7 @@ class FileSource(Source):
         if not await asyncio.to_thread(os.path.exists, path):
             raise SourceError(f"File not found: {self.spec.location}")
         await asyncio.to_thread(probe, path)
-        self._feed = ThreadFeed(lambda stop: self._loop_forever(path, stop), FEED_DEPTH)
+        self.start_feed(lambda stop: self._loop_forever(path, stop))
 
     def _loop_forever(self, path: str, stop: threading.Event) -> Iterator[bytes]:
         while not stop.is_set():
@@ -106,27 +104,15 @@ class FileSource(Source):
             if not produced:
                 raise SourceError(f"{self.spec.location!r} contains no playable audio.")
 
-    async def read(self) -> bytes:
-        assert self._feed is not None, "open() first"
-        chunk = await self._feed.get()
-        if chunk is None:
-            raise SourceError(f"Playback of {self.spec.location!r} ended unexpectedly.")
-        return chunk
-
-    async def close(self) -> None:
-        if self._feed is not None:
-            self._feed.stop()
-            self._feed = None
 
 
-class UrlSource(Source):
+class UrlSource(FeedSource):
     """An HTTP(S) stream or remote file; reconnects with backoff when it drops."""
 
     close_when_idle = True  # a radio stream is live: don't hold the connection for nobody
 
     def __init__(self, spec: SourceSpec, report: Report) -> None:
         super().__init__(spec, report)
-        self._feed: ThreadFeed | None = None
         self.reconnects = 0
 
     async def open(self) -> None:
@@ -134,7 +120,7 @@ class UrlSource(Source):
         if scheme not in {"http", "https"}:
             raise SourceError(f"Only http:// and https:// addresses can be played, not {scheme}://")
         await asyncio.to_thread(probe, self.spec.location)
-        self._feed = ThreadFeed(self._reconnecting, FEED_DEPTH)
+        self.start_feed(self._reconnecting)
 
     def _reconnecting(self, stop: threading.Event) -> Iterator[bytes]:
         delay = URL_BACKOFF_START
@@ -154,17 +140,8 @@ class UrlSource(Source):
                 return
             delay = min(delay * 2, URL_BACKOFF_MAX)
 
-    async def read(self) -> bytes:
-        assert self._feed is not None, "open() first"
-        chunk = await self._feed.get()
-        if chunk is None:
-            raise SourceError("The stream ended.")
-        return chunk
-
-    async def close(self) -> None:
-        if self._feed is not None:
-            self._feed.stop()
-            self._feed = None
+    def ended(self) -> str:
+        return "The stream ended."
 
     def stats(self) -> dict[str, int]:
         return {"reconnects": self.reconnects}

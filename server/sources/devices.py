@@ -497,8 +497,6 @@ def list_microphones() -> list[Device]:
         return []
 
 
-list_input_devices = list_microphones
-
 
 def system_audio_available() -> tuple[bool, str]:
     """(can we capture "what you hear" here, an explanation for people)."""

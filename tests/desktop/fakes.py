@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from desktop.devices import DeviceSnapshot
+from server.phase import Phase
 from server.sources.devices import Device
 
 
@@ -57,6 +58,10 @@ class FakeParty:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def phase(self) -> Phase:
+        return Phase(self.status.state)
+
     def add_status_listener(self, cb: Any) -> None:
         self._status_cbs.append(cb)
 
@@ -77,9 +82,9 @@ class FakeParty:
         self._closed.clear()
         self._running = True
         self.report(state="starting")
-        if FakeParty.fail_start:
+        if FakeParty.fail_start:  # like the real one: the reason comes back once, raised
             message, FakeParty.fail_start = FakeParty.fail_start, None
-            self.event("error", message)
+            self.report(state="error", message=message)
             self._running = False
             self._closed.set()
             raise FakePartyError(message)
@@ -102,13 +107,13 @@ class FakeParty:
 
     async def set_source(self, spec: Any) -> None:
         if self.fail_switch:
-            self.event("error", self.fail_switch)
             raise FakePartyError(self.fail_switch)
         self.sources.append(spec)
         self.report(source={"kind": spec.kind, "label": spec.label, "failed": False})
 
     async def stop(self, timeout: float = 8.0) -> None:
         self.stops += 1
+        self.report(state="stopping")
         self._running = False
         self._live.set()
         await asyncio.sleep(0)
@@ -116,9 +121,9 @@ class FakeParty:
         self._closed.set()
 
     def crash(self, message: str) -> None:
+        self._running = False  # like the real one: the process is gone before it says so
         self.event("error", message)
         self.report(state="error", message=message)
-        self._running = False
         self._closed.set()
 
     def kill(self) -> None:

@@ -457,6 +457,7 @@ async def test_quit_twice_forces(rig: Rig) -> None:
     await go_live(rig)
 
     async def never_stops(timeout: float = 8.0) -> None:
+        rig.party.report(state="stopping")  # as the real one does, at once
         await eventually(lambda: False, timeout=30)
 
     rig.party.stop = never_stops  # type: ignore[method-assign]

@@ -1,0 +1,91 @@
+"""What the party tells others: events for the host, the full status for the controller and
+the public view for phones, each sent when something changed (at most every
+STATUS_INTERVAL_S, so a burst of joins is one update, not hundreds)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from server import ipc
+from server.messages import Event, Status
+from server.phase import Phase
+from server.tasks import sleep_or_stop
+
+if TYPE_CHECKING:
+    from server.pump import Pump
+    from server.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+STATUS_INTERVAL_S = 0.2
+
+
+class StatusBoard:
+    def __init__(self, name: str, port: int) -> None:
+        self.name = name
+        self.phase = Phase.STARTING
+        self.message: str | None = None  # the last warning or error, for the host
+        self.url = ""
+        self.port = port
+        self.link: ipc.Link | None = None  # to the controller
+        self.pump: Pump | None = None
+        self.supervisor: Supervisor | None = None
+        self.changed = asyncio.Event()
+        self._level: dict[str, float] | None = None
+
+    def report(self, level: str, message: str) -> None:
+        """An event for the host (tray notification / console line), sent once."""
+        log.info("%s: %s", level, message)
+        if level != "info":
+            self.message = message
+        if self.link is not None:
+            self.link.send(Event(level=level, text=message))
+        self.changed.set()
+
+    def full(self) -> dict[str, Any]:
+        """For the controller (the host's own machine)."""
+        assert self.pump is not None and self.supervisor is not None
+        workers = self.supervisor.workers
+        spec = self.pump.spec
+        return {
+            **self.public(),
+            "source": {"kind": spec.kind, "label": spec.label, "failed": self.pump.failed},
+            "port": self.port,
+            "message": self.message,
+            "level": self._level,
+            "stats": {"dropped": sum(h.link.dropped for h in workers if h.link)}
+            | self.pump.stats(),
+        }
+
+    def public(self) -> dict[str, Any]:
+        """What any phone on the LAN may read from /api/status: no paths, no messages."""
+        assert self.pump is not None and self.supervisor is not None
+        return {
+            "name": self.name,
+            "state": self.phase.value,
+            "listeners": self.supervisor.total_listeners(),
+            "workers": [h.public() for h in self.supervisor.workers],
+            "source": {"kind": self.pump.spec.kind, "label": self.pump.spec.short_label},
+            "url": self.url,
+            "message": None,
+        }
+
+    async def publish(self, stop: asyncio.Event) -> None:
+        """Until `stop`: the full status to the controller, the public one to the workers."""
+        assert self.pump is not None and self.supervisor is not None
+        last_public: dict[str, Any] | None = None
+        while not stop.is_set():
+            level = self.pump.level.take()
+            if level != self._level:
+                self._level = level
+                self.changed.set()
+            if self.changed.is_set():
+                self.changed.clear()
+                if self.link is not None:
+                    self.link.send(Status(status=self.full()))
+                public = self.public()
+                if public != last_public:
+                    self.supervisor.send_all(Status(status=public))
+                    last_public = public
+            await sleep_or_stop(stop, STATUS_INTERVAL_S)

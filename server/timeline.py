@@ -1,0 +1,50 @@
+"""The party's timeline: when each chunk plays, and when a new timeline must start.
+
+Pure policy (no I/O, no clock of its own), so it is tested alone in tests/test_units.py.
+A new timeline starts on a (re)start or source switch, when the source stalled so long that
+the next chunk would play too soon, and when a live source's clock drifted from ours; the
+coordinator then tells every worker to drop what it queued on the old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.audio_format import duration_us
+
+START_LEAD_US = 800_000  # first chunk after a (re)start: time for a burst of phones to join
+LIVE_DRIFT_US = 150_000  # re-anchor a live timeline that drifted this far from its target
+
+
+@dataclass
+class Timeline:
+    live_lead_us: int  # capture-to-phone delay for live sources
+    buffer_us: int  # how far a file/URL may be decoded ahead of playback
+    _next_us: int | None = None
+
+    def restart(self) -> None:
+        """The next chunk starts a new timeline (source switch, resume after idle)."""
+        self._next_us = None
+
+    def next(self, now_us: int, nbytes: int, live: bool) -> tuple[int, bool]:
+        """(play time of a chunk of `nbytes` read now, whether it starts a new timeline)."""
+        target = self.live_lead_us if live else START_LEAD_US
+        ts = self._next_us
+        reset = (
+            ts is None  # (re)start or a new source
+            or ts < now_us + target // 2  # the source stalled
+            or (live and abs(ts - now_us - target) > LIVE_DRIFT_US)  # capture clock drift
+        )
+        if reset or ts is None:
+            ts = now_us + target
+        self._next_us = ts + duration_us(nbytes)
+        return ts, reset
+
+    def lead_us(self, now_us: int) -> int:
+        """How far ahead of playback we are (0 before the first chunk)."""
+        return 0 if self._next_us is None else self._next_us - now_us
+
+    def wait_us(self, now_us: int, live: bool) -> int:
+        """How long to pause before reading more: files/URLs stay at most `buffer_us` ahead;
+        live sources are paced by their device, never by us."""
+        return 0 if live else max(0, self.lead_us(now_us) - self.buffer_us)

@@ -1,0 +1,186 @@
+"""The pure parts, alone: messages and framing, the timeline, the front door's pick, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import pytest
+
+from server import ipc
+from server.audio_format import CHUNK_BYTES, duration_us
+from server.frontdoor import JOIN_GRACE_S, pick
+from server.messages import (
+    Background,
+    Count,
+    Hello,
+    Pcm,
+    ProtocolError,
+    Reset,
+    SetSource,
+    Stop,
+    decode,
+    encode,
+    serve_link,
+)
+from server.supervisor import (
+    BACKOFF_MAX_S,
+    BACKOFF_START_S,
+    CRASH_WINDOW_S,
+    MAX_CRASHES_IN_WINDOW,
+    WorkerHandle,
+    restart_delay,
+)
+from server.tasks import TaskGroup
+from server.timeline import LIVE_DRIFT_US, START_LEAD_US, Timeline
+
+CHUNK_US = duration_us(CHUNK_BYTES)
+
+
+# -- messages ------------------------------------------------------------------------------
+def test_every_message_survives_the_wire() -> None:
+    for msg in (
+        Hello(token="t", role="worker", id=3),
+        SetSource(id=7, source={"kind": "file", "location": "/x é.flac"}),
+        Pcm(ts=123_456_789, pcm=b"\x00\x01" * 960),
+        Count(listeners=4, sessions=6),
+        Stop(),
+    ):
+        header, payload = encode(msg)
+        assert decode(header, payload) == msg
+
+
+def test_audio_travels_outside_the_json() -> None:
+    header, payload = encode(Pcm(ts=1, pcm=b"\xff" * 8))
+    assert payload == b"\xff" * 8 and b"\\u" not in header and len(header) < 40
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"not json", b"[]", b'{"t": "nope"}', b'{"no": "tag"}', b'{"t": "count", "bogus": 1}'],
+)
+def test_anything_else_is_a_protocol_error(header: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        decode(header, b"")
+
+
+async def _link_pair() -> tuple[ipc.Link, ipc.Link, asyncio.Server]:
+    """A connected (child, parent) pair; the parent side is read by the test itself."""
+    accepted: asyncio.Future[ipc.Link] = asyncio.get_running_loop().create_future()
+
+    async def on_link(link: ipc.Link, hello: Hello) -> None:
+        accepted.set_result(link)
+
+    token = ipc.new_token()
+    server, port = await ipc.listen(token, on_link)
+    client = await ipc.connect(port, token, role="worker")
+    return client, await asyncio.wait_for(accepted, 5), server
+
+
+async def test_serve_link_dispatches_in_order_and_stop_is_not_stuck_behind_slow_work() -> None:
+    client, peer, server = await _link_pair()
+    seen: list[str] = []
+    slow_started = asyncio.Event()
+
+    async def slow(_: SetSource) -> None:
+        slow_started.set()
+        await asyncio.sleep(30)
+
+    tasks = TaskGroup("test")
+    handlers = {
+        Pcm: lambda msg: seen.append(f"pcm{msg.ts}"),
+        Reset: lambda _: seen.append("reset"),
+        SetSource: Background(slow),
+    }
+    for msg in (Pcm(ts=1), Reset(), Pcm(ts=2), SetSource(id=1, source={}), Stop()):
+        client.send(msg)
+    why = await asyncio.wait_for(serve_link(peer, handlers, tasks), 5)
+    assert why == "stop" and seen == ["pcm1", "reset", "pcm2"]
+    await asyncio.wait_for(slow_started.wait(), 5)  # it runs, as an owned task
+    assert len(tasks) == 1
+    await tasks.close(1.0)
+    await client.close()
+    assert await asyncio.wait_for(serve_link(peer, handlers), 5) == "closed"
+    server.close()
+
+
+async def test_a_link_without_the_token_is_refused() -> None:
+    token = ipc.new_token()
+    linked: list[Hello] = []
+
+    async def on_link(link: ipc.Link, hello: Hello) -> None:
+        linked.append(hello)
+
+    server, port = await ipc.listen(token, on_link)
+    intruder = await ipc.connect(port, "wrong", role="worker")
+    with pytest.raises(ipc.LinkClosed):
+        await asyncio.wait_for(intruder.recv(), 5)
+    assert linked == []
+    server.close()
+
+
+# -- timeline ------------------------------------------------------------------------------
+def test_file_timeline_starts_with_the_join_lead_and_runs_on_without_resets() -> None:
+    tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
+    now = 10_000_000
+    ts, reset = tl.next(now, CHUNK_BYTES, live=False)
+    assert reset and ts == now + START_LEAD_US
+    for i in range(1, 100):  # decoding faster than real time: no new timeline
+        ts2, reset = tl.next(now + i * 100, CHUNK_BYTES, live=False)
+        assert not reset and ts2 == ts + i * CHUNK_US
+    assert tl.lead_us(now) == START_LEAD_US + 100 * CHUNK_US
+    assert tl.wait_us(now, live=False) == 0  # still under the buffer
+    assert tl.wait_us(now - 5_000_000, live=False) > 0  # past it: pause reading
+
+
+def test_a_stall_starts_a_new_timeline() -> None:
+    tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
+    ts, _ = tl.next(0, CHUNK_BYTES, live=False)
+    later = ts + 1_000_000  # the source said nothing until after the next chunk was due
+    ts2, reset = tl.next(later, CHUNK_BYTES, live=False)
+    assert reset and ts2 == later + START_LEAD_US
+
+
+def test_live_timeline_keeps_its_lead_and_reanchors_on_drift() -> None:
+    tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
+    ts, reset = tl.next(0, CHUNK_BYTES, live=True)
+    assert reset and ts == 500_000 and tl.wait_us(0, live=True) == 0
+    ts, reset = tl.next(CHUNK_US, CHUNK_BYTES, live=True)
+    assert not reset and ts == 500_000 + CHUNK_US
+    # The capture clock ran fast: chunks pile up ahead of the target by more than the bound.
+    ts, reset = tl.next(CHUNK_US * 2 - LIVE_DRIFT_US - 1, CHUNK_BYTES, live=True)
+    assert reset and ts == CHUNK_US * 2 - LIVE_DRIFT_US - 1 + 500_000
+
+
+def test_restart_begins_a_new_timeline() -> None:
+    tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
+    tl.next(0, CHUNK_BYTES, live=False)
+    tl.restart()
+    assert tl.lead_us(0) == 0
+    assert tl.next(1000, CHUNK_BYTES, live=False) == (1000 + START_LEAD_US, True)
+
+
+# -- the front door's pick -----------------------------------------------------------------
+def _handle(wid: int, listeners: int) -> WorkerHandle:
+    return WorkerHandle(wid, 9000 + wid, listeners=listeners)
+
+
+def test_pick_spreads_a_burst_and_forgets_phones_that_never_came() -> None:
+    a, b = _handle(0, 3), _handle(1, 1)
+    chosen = [pick([a, b], now=100.0).id for _ in range(4)]  # type: ignore[union-attr]
+    assert chosen == [1, 1, 0, 1]  # b fills up to a, then they alternate (ties: lowest id)
+    assert pick([], now=100.0) is None
+    later = pick([a, b], now=100.0 + JOIN_GRACE_S + 1)  # the pending joins expired
+    assert later is b and len(a.joins) == 0 and len(b.joins) == 1
+
+
+# -- backoff -------------------------------------------------------------------------------
+def test_restart_backoff_doubles_to_a_cap_then_gives_up_within_the_window() -> None:
+    crashes: deque[float] = deque()
+    delays = [restart_delay(crashes, now=float(i)) for i in range(MAX_CRASHES_IN_WINDOW)]
+    assert delays[0] == BACKOFF_START_S
+    assert all(d is not None and d <= BACKOFF_MAX_S for d in delays)
+    assert delays == sorted(delays)  # type: ignore[type-var]
+    assert restart_delay(crashes, now=float(MAX_CRASHES_IN_WINDOW)) is None
+    # Crashes older than the window are forgotten: a worker that crashed long ago starts over.
+    assert restart_delay(crashes, now=1000.0 + CRASH_WINDOW_S) == BACKOFF_START_S
