@@ -70,7 +70,8 @@ async def bytes_per_s(browser: BrowserDriver, page: str, seconds: float) -> floa
 async def open_and_play(
     browser: BrowserDriver, page: str, url: str, user_agent: str | None = None
 ) -> dict[str, Any]:
-    await browser.call("open", page=page, url=url, reducedMotion="reduce", userAgent=user_agent)
+    agent = {"userAgent": user_agent} if user_agent else {}
+    await browser.call("open", page=page, url=url, reducedMotion="reduce", **agent)
     await browser.call("tap", page=page, selector="#start")
     return await browser.wait_for(page, listening, what="playback after the tap", timeout=30)
 
