@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.settings import Settings, SettingsStore
+from server import netinfo
 from server.config import ConfigError
 from server.phase import Phase
 from server.sources.base import SourceSpec
@@ -52,9 +53,15 @@ class PartyHost(QObject):
         log_dir: Path | None,
         *,
         public_host: str | None = None,
+        prepare_ahead: bool = False,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.prepare_ahead = prepare_ahead  # keep a party warm, so Start is instant
+        self._standby: PartyController | None = None
+        self._standby_lock = asyncio.Lock()
+        self._closing = False
+        self._expected_url = ""
         self.store = store
         self.settings = settings
         self.log_dir = log_dir
@@ -93,8 +100,13 @@ class PartyHost(QObject):
 
     @property
     def url(self) -> str:
-        """The address in the QR code, only while phones can actually join."""
-        return self.status.url if self.status and self.phase is Phase.LIVE else ""
+        """The address in the QR code: from the moment Start is pressed (early phones wait on
+        the page and start by themselves) until the party stops."""
+        if self.phase not in (Phase.STARTING, Phase.LIVE):
+            return ""
+        if self.status and self.status.url:
+            return self.status.url
+        return self._expected_url if self.phase is Phase.STARTING else ""
 
     @property
     def listeners(self) -> int | None:
@@ -142,13 +154,16 @@ class PartyHost(QObject):
         """Start with the saved settings; True once phones can join."""
         if self.active:
             return False
-        extra: dict[str, Any] = {"public_host": self.public_host} if self.public_host else {}
         try:
-            config = self.settings.party_config(self.log_dir, **extra)
+            config = self._config()
         except ConfigError as exc:
             self._fail(str(exc))
             return False
         self.error, self._stop_requested, self.status = None, False, None
+        # Before the party API even loads: the QR code can show now (phones wait on the page).
+        self._expected_url = netinfo.expected_url(
+            config.host, config.port, config.workers, config.public_host
+        )
         party = await self._launch(config)
         if party is None:
             self.changed.emit()
@@ -156,6 +171,51 @@ class PartyHost(QObject):
         self._tasks.spawn("watch-party", self._watch(party))
         self.changed.emit()
         return True
+
+    def _config(self) -> Any:
+        """The PartyConfig the settings ask for (ConfigError if they are out of range)."""
+        extra: dict[str, Any] = {"public_host": self.public_host} if self.public_host else {}
+        return self.settings.party_config(self.log_dir, **extra)
+
+    async def prepare(self) -> None:
+        """Keep a party prepared with the current settings (its processes started and idle),
+        so that Start only opens ports. Cheap when one is already prepared."""
+        if not self.prepare_ahead:
+            return
+        async with self._standby_lock:
+            if self._closing or self.active:
+                return
+            try:
+                config = self._config()
+            except ConfigError:
+                return  # Start will say what is wrong
+            standby = self._standby
+            if standby is not None and standby.config == config and standby.prepared:
+                return
+            await self._discard_standby()
+            try:
+                api = await party_api()
+            except Exception:
+                log.warning("cannot prepare a party", exc_info=True)
+                return
+            self._standby = api.PartyController(config)
+            await self._standby.prepare()
+
+    async def _discard_standby(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            await standby.stop()
+
+    async def close(self) -> None:
+        """The app quits: stop the party and the prepared one, and prepare no other."""
+        self._closing = True
+        await self.stop()
+        async with self._standby_lock:
+            await self._discard_standby()
+
+    def _prepare_next(self) -> None:
+        if self.prepare_ahead and not self._closing:
+            self._tasks.spawn("prepare", self.prepare())
 
     async def _launch(self, config: Any) -> PartyController | None:
         """The running party, or None (cancelled, or failed and the host was told why)."""
@@ -173,7 +233,13 @@ class PartyHost(QObject):
         if self._stop_requested:
             return None
         loaded = time.monotonic()
-        party = api.PartyController(config)
+        standby, self._standby = self._standby, None
+        if standby is not None and standby.config == config and standby.prepared:
+            party = standby  # warm: its workers have imported everything already
+        else:
+            if standby is not None:
+                self._tasks.spawn("discard", standby.stop())
+            party = api.PartyController(config)
         party.add_status_listener(self._on_status)
         party.add_event_listener(self._on_event)
         self.party = party
@@ -185,6 +251,7 @@ class PartyHost(QObject):
                 self.status = None
             else:
                 self._fail(str(exc))
+            self._prepare_next()
             return None
         log.info(
             "party live in %.1f s (party API %.1f s, coordinator and workers %.1f s)",
@@ -210,11 +277,13 @@ class PartyHost(QObject):
                 self.party = None
             self.error, self.status = None, None
             self.changed.emit()
+            self._prepare_next()
 
     def kill(self) -> None:
         """Immediate exit path: the coordinator dies now, its workers follow it."""
-        if self.party is not None:
-            self.party.kill()
+        for party in (self.party, self._standby):
+            if party is not None:
+                party.kill()
 
     async def choose_source(self, spec: SourceSpec) -> bool:
         """Play `spec`: switched live when the party runs, else remembered for the next start.
@@ -276,6 +345,7 @@ class PartyHost(QObject):
         )
         if restart_needed and self.running:
             self._notify("info", "The new settings apply the next time you start the party.")
+        self._prepare_next()  # a prepared party with the old settings is replaced
         self.changed.emit()
 
     # -- what the party reports --------------------------------------------------------------
@@ -295,6 +365,7 @@ class PartyHost(QObject):
             message = self.status.message if self.status else None
             self.error = message or "The party stopped unexpectedly."
             self.changed.emit()
+            self._prepare_next()
 
     def _fail(self, message: str) -> None:
         self.error, self.status = message, None

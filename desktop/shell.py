@@ -133,6 +133,8 @@ class Shell(QObject):
         self.menu.refresh_devices(force=True)
         if self.host.settings.start_on_launch:
             self.toggle()
+        else:
+            self.spawn(self.host.prepare(), "prepare")  # so that Start is instant
 
     def request_quit(self) -> None:
         """Quit (menu, window close, first Ctrl+C/SIGTERM); asked twice, quit at once."""
@@ -145,7 +147,7 @@ class Shell(QObject):
 
     async def _quit(self) -> None:
         try:
-            await self.host.stop()
+            await self.host.close()
         finally:
             self.window.hide()
             if self.tray is not None:

@@ -1,9 +1,13 @@
 """PartyController: the one API the tray app and the CLI use to run a party.
 
 It owns the coordinator process and talks to it over a loopback link, so nothing here ever
-blocks an event loop (Qt's included). Each outcome arrives once, on one channel: status
-snapshots go to status listeners, things the host should be told go to event listeners, and
-a command's result is what the command returns or raises (never also an event).
+blocks an event loop (Qt's included). `prepare()` spawns the coordinator and its workers
+ahead of time (they import the protocol library, link up and wait, using no CPU), so that
+`start()` only has to open ports: the tray app prepares at launch and after each party.
+
+Each outcome arrives once, on one channel: status snapshots go to status listeners, things
+the host should be told go to event listeners, and a command's result is what the command
+returns or raises (never also an event).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from server import ipc
+from server import ipc, netinfo
 from server.child import Child
 from server.config import PartyConfig
 from server.messages import (
@@ -28,6 +32,7 @@ from server.messages import (
     SetTrack,
     Skip,
     SourceResult,
+    Start,
     Status,
     Stop,
     serve_link,
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 45.0
 COMMAND_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 8.0
+PREPARED_STOP_S = 1.5  # time for a warm coordinator to stop its warm workers
 
 
 def _run_coordinator(*args: Any) -> None:
@@ -87,6 +93,7 @@ class PartyController:
         self._status_listeners: list[StatusListener] = []
         self._event_listeners: list[EventListener] = []
         self._child: Child | None = None
+        self._start_with: SourceSpec | None = None  # sent as soon as the coordinator links up
         self._link: ipc.Link | None = None
         self._link_server: asyncio.Server | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -129,35 +136,57 @@ class PartyController:
 
     @property
     def running(self) -> bool:
-        return self._child is not None and self._child.alive
+        """A party (not just a prepared one) has processes."""
+        return self._child is not None and self._child.alive and self.phase is not Phase.IDLE
+
+    @property
+    def prepared(self) -> bool:
+        return self._child is not None and self._child.alive and self.phase is Phase.IDLE
 
     @property
     def pid(self) -> int | None:
         return self._child.pid if self._child else None
 
     # -- commands ----------------------------------------------------------------------
-    async def start(self, source: SourceSpec) -> PartyStatus:
-        """Start the coordinator and its workers; returns once phones can join.
+    async def prepare(self) -> None:
+        """Spawn the coordinator and warm its workers up now, so that start() is instant."""
+        if self._child is None:
+            await self._spawn()
 
-        Raises PartyError with a plain-language reason (bad source, no free port, ...)
-        and leaves no process behind in that case.
-        """
-        if self._child is not None:
-            raise PartyError("The party is already running.")
+    async def _spawn(self) -> None:
         self._closed.clear()
-        self._ready = asyncio.get_running_loop().create_future()
-        self._set_status(PartyStatus(state=Phase.STARTING, name=self.config.name))
         token = ipc.new_token()
         self._link_server, link_port = await ipc.listen(token, self._on_link)
         self._child = Child(
             "coordinator",
             _run_coordinator,
-            (self.config.to_dict(), source.to_dict(), link_port, token),
+            (self.config.to_dict(), link_port, token),
             daemon=False,  # it has children of its own; it exits when our link drops
             log_dir=self.config.log_dir,
         )
         self._child.start()
         self._tasks.spawn("watch", self._watch(self._child))
+
+    async def start(self, source: SourceSpec) -> PartyStatus:
+        """Start the party (from a prepared coordinator if there is one); returns once phones
+        can join. The QR code's address is in the status from the first moment.
+
+        Raises PartyError with a plain-language reason (bad source, no free port, ...)
+        and leaves no process behind in that case.
+        """
+        if self.running:
+            raise PartyError("The party is already running.")
+        if self._child is not None and not self._child.alive:  # a prepared one that died
+            await self._cleanup(Phase.IDLE)
+        self._ready = asyncio.get_running_loop().create_future()
+        self._set_status(
+            PartyStatus(state=Phase.STARTING, name=self.config.name, url=self._expected_url)
+        )
+        self._start_with = source
+        if self._child is None:
+            await self._spawn()
+        elif self._link is not None:
+            self._send_start()
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_S)
         except (TimeoutError, PartyError) as exc:
@@ -166,6 +195,16 @@ class PartyController:
             self._set_phase(Phase.ERROR, why)
             raise PartyError(why) from None
         return self.status
+
+    @property
+    def _expected_url(self) -> str:
+        cfg = self.config
+        return netinfo.expected_url(cfg.host, cfg.port, cfg.workers, cfg.public_host)
+
+    def _send_start(self) -> None:
+        if self._link is not None and self._start_with is not None:
+            self._link.send(Start(source=self._start_with.to_dict()))
+            self._start_with = None
 
     async def set_source(self, source: SourceSpec) -> None:
         """Switch what plays; on failure the current source keeps playing (PartyError)."""
@@ -202,7 +241,10 @@ class PartyController:
         child = self._child
         if child is None:
             return
-        self._set_phase(Phase.STOPPING)
+        if self.phase is Phase.IDLE:  # a prepared coordinator goes quietly and quickly
+            timeout = PREPARED_STOP_S
+        else:
+            self._set_phase(Phase.STOPPING)
         if self._link is not None:
             self._link.send(Stop())
         await child.stop(timeout)
@@ -223,6 +265,7 @@ class PartyController:
             await link.close()
             return
         self._link = link
+        self._send_start()
         await serve_link(
             link,
             {
@@ -256,11 +299,13 @@ class PartyController:
         await child.wait(float("inf"))
         if self._child is not child:
             return
-        if self._ready is not None and not self._ready.done():
+        if self._ready is not None and not self._ready.done() and self.phase is Phase.STARTING:
             self._ready.set_exception(
                 PartyError(f"The party stopped while starting (exit code {child.exitcode}).")
             )
             return  # start() cleans up
+        if self.phase is Phase.IDLE:
+            log.warning("the prepared coordinator ended (exit code %s)", child.exitcode)
         if self.phase is Phase.LIVE:
             why = f"The party stopped unexpectedly (exit code {child.exitcode})."
             self._event("error", why)

@@ -1,7 +1,9 @@
 """The coordinator process: one source, many workers, one timeline.
 
-`run()` is the whole life: connect to the controller → start (ports, source, workers, front
-door) → serve (pump audio, answer commands, watch workers, publish status) → shut down.
+`run()` is the whole life: connect to the controller and warm the workers up → on Start:
+start (ports, source, front door, workers) → serve (pump audio, answer commands, watch
+workers, publish status) → shut down. Warming up first is what makes Start instant when the
+controller prepared the party in advance (the workers' imports take seconds).
 The parts do one job each: `Pump` (what plays, timestamps), `Supervisor` (workers),
 `FrontDoor` (the QR code's address), `StatusBoard` (what the party reports), `Timeline`.
 """
@@ -25,9 +27,11 @@ from server.messages import (
     SetTrack,
     Skip,
     SourceResult,
+    Start,
     Status,
     serve_link,
 )
+from server.nowplaying import Covers
 from server.phase import Phase
 from server.pump import Pump
 from server.sources.base import SourceError, SourceSpec
@@ -44,11 +48,10 @@ class StartFailed(Exception):
 
 
 class Coordinator:
-    def __init__(self, config: PartyConfig, spec: SourceSpec, stop: asyncio.Event) -> None:
+    def __init__(self, config: PartyConfig, stop: asyncio.Event) -> None:
         self.config = config
         self.board = board = StatusBoard(config.name, config.port)
-        timeline = Timeline(config.live_lead_ms * 1000, int(config.buffer_s * 1_000_000))
-        board.pump = self.pump = Pump(spec, timeline, board.report, board.changed.set)
+        self.pump: Pump | None = None  # made on Start, when the source is known
         board.supervisor = self.supervisor = Supervisor(
             count=config.workers,
             host=config.host,
@@ -58,8 +61,10 @@ class Coordinator:
             report=board.report,
             on_change=self._on_workers_changed,
         )
-        self.supervisor.greeting = self.pump.greeting  # a restarted worker shows the track too
-        self.front_door = FrontDoor(board.public, self.supervisor, self._live, self.pump.covers)
+        # A (re)started worker is told what plays; covers are served by the front door too.
+        self.supervisor.greeting = lambda: self.pump.greeting() if self.pump else []
+        self.covers = Covers()
+        self.front_door = FrontDoor(board.public, self.supervisor, self._live, self.covers)
         self._stop = stop
         self._tasks = TaskGroup("coordinator")
 
@@ -67,14 +72,24 @@ class Coordinator:
         return self.board.phase is Phase.LIVE
 
     def _on_workers_changed(self) -> None:
-        self.pump.listeners_changed.set()
+        if self.pump is not None:
+            self.pump.listeners_changed.set()
         self.board.changed.set()
 
     # -- the whole life ----------------------------------------------------------------------
     async def run(self, link_port: int, token: str) -> int:
         link = self.board.link = await ipc.connect(link_port, token, role="coordinator")
+        await self.supervisor.warm()
+        start: asyncio.Future[Start] = asyncio.get_running_loop().create_future()
+        await first_completed(
+            self._tasks.spawn("warm", serve_link(link, {Start: start.set_result}, until=start)),
+            self._tasks.spawn("stop", self._stop.wait()),
+        )
+        if not start.done():  # stopped while warm (SIGTERM, Stop, or the controller left)
+            await self._shutdown()
+            return 0
         try:
-            await self._start()
+            pump = await self._start(SourceSpec.from_dict(start.result().source))
         except StartFailed as exc:
             log.error("%s", exc)
             link.send(Fatal(text=str(exc)))
@@ -84,7 +99,7 @@ class Coordinator:
         link.send(Ready(status=self.board.full()))
         try:
             await first_completed(
-                self._tasks.spawn("pump", self.pump.run(self.supervisor, self._stop)),
+                self._tasks.spawn("pump", pump.run(self.supervisor, self._stop)),
                 self._tasks.spawn("control", self._control(link)),
                 self._tasks.spawn("stop", self._stop.wait()),
                 self._tasks.spawn("health", self.supervisor.watch(self._stop)),
@@ -95,7 +110,9 @@ class Coordinator:
             await self._shutdown()
         return 0
 
-    async def _start(self) -> None:
+    async def _start(self, spec: SourceSpec) -> Pump:
+        """Ports, source and front door first (the QR code works from here on: early phones
+        wait on the page), then the warm workers open their ports."""
         cfg = self.config
         base = netinfo.free_port_block(cfg.host, cfg.port, cfg.workers + 1)
         if base is None:
@@ -114,25 +131,32 @@ class Coordinator:
         if lan_warning:
             self.board.report("warning", lan_warning)
         self.board.url = f"http://{host}:{base}/"
+        timeline = Timeline(cfg.live_lead_ms * 1000, int(cfg.buffer_s * 1_000_000))
+        pump = Pump(spec, timeline, self.board.report, self.board.changed.set)
+        pump.covers = self.covers
         try:
-            await self.pump.open()
+            await pump.open()
         except SourceError as exc:
             raise StartFailed(str(exc)) from None
-        self._tasks.spawn("publish", self.board.publish(self._stop))
-        if await self.supervisor.start() == 0:
-            raise StartFailed("No listener server could start; see the log for details.")
+        self.board.pump = self.pump = pump
         try:
             await self.front_door.open(cfg.host, base)
         except OSError as exc:
             raise StartFailed(f"Cannot open port {base}: {exc.strerror or exc}") from None
+        self._tasks.spawn("publish", self.board.publish(self._stop))
+        if await self.supervisor.start() == 0:
+            raise StartFailed("No listener server could start; see the log for details.")
+        return pump
 
     async def _shutdown(self) -> None:
         self.board.phase = Phase.STOPPING
         self._stop.set()
         t0 = time.monotonic()
-        self.supervisor.send_all(Status(status=self.board.public()))
+        if self.pump is not None:
+            self.supervisor.send_all(Status(status=self.board.public()))
         await self._tasks.close(1.0)
-        await self.pump.close()
+        if self.pump is not None:
+            await self.pump.close()
         await self.supervisor.stop()
         await self.front_door.close()
         log.info("coordinator stopped in %.2fs", time.monotonic() - t0)
@@ -154,6 +178,7 @@ class Coordinator:
 
     async def _set_source(self, msg: SetSource) -> None:
         spec = SourceSpec.from_dict(msg.source)
+        assert self.pump is not None
         error = await self.pump.switch(spec)
         if error is None:
             self.board.message = None
@@ -164,11 +189,13 @@ class Coordinator:
             self.board.link.send(SourceResult(id=msg.id, error=error))
 
     async def _skip(self, msg: Skip) -> None:
+        assert self.pump is not None
         error = await self.pump.skip(msg.step)
         if self.board.link is not None:
             self.board.link.send(SourceResult(id=msg.id, error=error))
 
     def _set_track(self, msg: SetTrack) -> None:
+        assert self.pump is not None
         error = self.pump.set_track(msg.title, msg.artist)
         if self.board.link is not None:
             self.board.link.send(SourceResult(id=msg.id, error=error))
@@ -183,11 +210,11 @@ class Coordinator:
                 return
 
 
-def main(config: dict[str, Any], spec: dict[str, Any], link_port: int, token: str) -> None:
-    """Process entry point (spawned by PartyController)."""
+def main(config: dict[str, Any], link_port: int, token: str) -> None:
+    """Process entry point (spawned by PartyController, possibly long before Start)."""
     cfg = PartyConfig.from_dict(config)
 
     async def run(stop: asyncio.Event) -> int:
-        return await Coordinator(cfg, SourceSpec.from_dict(spec), stop).run(link_port, token)
+        return await Coordinator(cfg, stop).run(link_port, token)
 
     child_main("coordinator", cfg.log_dir, run)

@@ -2,7 +2,11 @@
 
 The protocol library logs per-client non-compliance warnings for every browser (sendspin-js
 predates encryption) and per-connection errors; those go to the log file, never to the
-host's console.
+host's console. Anything a stranger can trigger at will (a malformed request, a connection
+flood, running out of file descriptors) must not be able to fill the disk or the console:
+expected bad input is one line without a traceback, and the same message is logged at most
+`THROTTLE_BURST` times per `THROTTLE_WINDOW_S`; the rest are counted and summed up in the
+next line of that kind.
 """
 
 from __future__ import annotations
@@ -10,15 +14,86 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+import time
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+THROTTLE_WINDOW_S = 60.0
+THROTTLE_BURST = 3  # identical messages logged per window; the rest are counted
+THROTTLE_KEYS = 512  # distinct messages remembered (bounded: keys come from stray input)
+# Errors a peer causes by sending junk or vanishing: a line, not a traceback.
+_EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, EOFError)
+try:
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    _EXPECTED_ERRORS += (HttpProcessingError,)
+except ImportError:  # pragma: no cover - aiohttp is a dependency of every process
+    pass
+
+
+class Throttle(logging.Filter):
+    """Pass each kind of message `burst` times per `window_s`.
+
+    A kind is its call site and level, not its text: per-peer loggers and messages carry
+    addresses and ids, so text would make every flooding connection a new kind.
+
+    Suppressed records are counted; the first one let through in a later window says how
+    many were dropped, so nothing disappears silently.
+    """
+
+    def __init__(self, window_s: float = THROTTLE_WINDOW_S, burst: int = THROTTLE_BURST) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.burst = burst
+        self._seen: dict[tuple[str, int, int], list[float]] = {}  # [window start, passed, held]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.pathname, record.lineno, record.levelno)
+        now = time.monotonic()
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] >= self.window_s:
+            held = int(entry[2]) if entry else 0
+            if len(self._seen) >= THROTTLE_KEYS:
+                self._seen.clear()
+            self._seen[key] = [now, 1, 0]
+            if held:
+                record.msg = f"{record.msg} [and {held} more like this in the last window]"
+            return True
+        if entry[1] < self.burst:
+            entry[1] += 1
+            return True
+        entry[2] += 1
+        return False
+
+
+class QuietExpected(logging.Filter):
+    """A traceback for a peer's junk or disconnect is noise: keep one line, at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, _EXPECTED_ERRORS):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 class _NotProtocolChatter(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level  # checked again here: QuietExpected may have lowered a record
+
     def filter(self, record: logging.LogRecord) -> bool:
-        # Its errors are per-connection too (e.g. "Writer failed" when a ghost is dropped).
-        return not record.name.startswith("aiosendspin") or record.levelno >= logging.CRITICAL
+        if record.levelno < self.level:
+            return False
+        # Its errors are per-connection too (e.g. "Writer failed" when a ghost is dropped),
+        # and so are the HTTP server's (a malformed request from someone on the LAN).
+        return (
+            not record.name.startswith(("aiosendspin", "aiohttp"))
+            or record.levelno >= logging.CRITICAL
+        )
 
 
 def default_log_dir() -> str:
@@ -44,9 +119,12 @@ def setup(process: str, log_dir: str | None, *, console_level: int = logging.WAR
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.INFO)
+    quiet = QuietExpected()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(console_level)
-    console.addFilter(_NotProtocolChatter())
+    console.addFilter(quiet)
+    console.addFilter(_NotProtocolChatter(console_level))
+    console.addFilter(Throttle())
     console.setFormatter(logging.Formatter(f"[{process}] %(levelname)s %(message)s"))
     root.addHandler(console)
     if log_dir:
@@ -55,4 +133,6 @@ def setup(process: str, log_dir: str | None, *, console_level: int = logging.WAR
             Path(log_dir) / f"{process}.log", maxBytes=1_000_000, backupCount=3, encoding="utf-8"
         )
         handler.setFormatter(logging.Formatter(_FORMAT))
+        handler.addFilter(quiet)
+        handler.addFilter(Throttle())
         root.addHandler(handler)

@@ -1,9 +1,11 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
-controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal,
+controller ⇄ coordinator: Hello, Start → Ready | Fatal, Status, Event,
                           SetSource | Skip | SetTrack → SourceResult, Stop.
-coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, NowPlaying,
-                          Status, Stop.
+coordinator ⇄ worker:     Hello, Serve → Ready | Failed, Count, Ping → Pong, Pcm, Reset,
+                          NowPlaying, Status, Stop.
+Children start warm: they import everything and link up, then wait for Start / Serve, so a
+party prepared in advance goes live in well under a second.
 
 A message is a small frozen dataclass; its wire form is a JSON header {"t": tag, ...fields}
 plus an optional raw payload (only `Pcm` has one: audio never goes through JSON). Decoding
@@ -12,6 +14,7 @@ checks the tag and the field names, so a peer that speaks anything else is cut o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import json
@@ -55,6 +58,22 @@ class Hello(Message):
     token: str
     role: str  # "coordinator" | "worker"
     id: int = 0
+
+
+@_message
+class Start(Message):
+    """Controller → a warm coordinator: go live with this source."""
+
+    source: dict[str, Any]
+
+
+@_message
+class Serve(Message):
+    """Coordinator → a warm worker: open your port and serve phones."""
+
+    host: str
+    port: int
+    name: str
 
 
 @_message
@@ -230,14 +249,18 @@ Handler = Callable[[Any], Awaitable[None] | None] | Background
 
 
 async def serve_link(
-    link: Link, handlers: Mapping[type[Message], Handler], tasks: TaskGroup | None = None
+    link: Link,
+    handlers: Mapping[type[Message], Handler],
+    tasks: TaskGroup | None = None,
+    *,
+    until: asyncio.Future[Any] | None = None,
 ) -> str:
-    """Read messages and dispatch them by type until the link closes ("closed") or a Stop
-    arrives that nobody handles ("stop"). Handlers run in arrival order; async ones are
-    awaited inline unless wrapped in Background."""
+    """Read messages and dispatch them by type until the link closes ("closed"), a Stop
+    arrives that nobody handles ("stop") or a handler settled `until` ("done"). Handlers run
+    in arrival order; async ones are awaited inline unless wrapped in Background."""
     from server.ipc import LinkClosed
 
-    while True:
+    while until is None or not until.done():
         try:
             msg = await link.recv()
         except LinkClosed:
@@ -255,3 +278,4 @@ async def serve_link(
         result = handler(msg)
         if inspect.isawaitable(result):
             await result
+    return "done"

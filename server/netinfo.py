@@ -71,3 +71,10 @@ def free_port_block(host: str, base: int, count: int, attempts: int = 20) -> int
             return port
         port += count
     return None
+
+
+def expected_url(host: str, port: int, workers: int, public_host: str | None) -> str:
+    """The address the party will have (the coordinator confirms it, or moves the port if
+    another program takes it meanwhile): lets the QR code show the moment Start is pressed."""
+    base = free_port_block(host, port, workers + 1) or port
+    return f"http://{public_host or lan_address()[0]}:{base}/"

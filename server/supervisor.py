@@ -19,15 +19,29 @@ from typing import Any
 
 from server import ipc
 from server.child import Child
-from server.messages import Count, Failed, Hello, Message, Ping, Pong, Ready, Stop, serve_link
+from server.messages import (
+    Count,
+    Failed,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    Ready,
+    Serve,
+    Stop,
+    serve_link,
+)
 from server.sources.base import Report
-from server.tasks import TaskGroup, sleep_or_stop
+from server.tasks import sleep_or_stop
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
 HEALTH_INTERVAL_S = 0.25
 PING_INTERVAL_S = 1.0
-STUCK_AFTER_S = 6.0  # a loop that cannot answer a ping this long has left its phones in silence
+# A loop that cannot answer a ping this long has left its phones in silence (a busy but live
+# worker answers late, not never: churn of handshakes on a loaded 2-core machine took ~6 s).
+STUCK_AFTER_S = 10.0
+OWN_STALL_S = 1.0  # our own loop slept this much longer than asked: pongs may be unread
 # Measured: an idle worker ~60 MiB, 200 listeners ~150 MiB (bench/README.md). 1 GiB is far
 # past any real party and far below what hurts the host (an attack reached 2.8 GB).
 MAX_WORKER_RSS = 1024 * 1024 * 1024
@@ -36,6 +50,7 @@ BACKOFF_MAX_S = 10.0
 CRASH_WINDOW_S = 60.0
 MAX_CRASHES_IN_WINDOW = 5
 STOP_GRACE_S = 3.0
+WARM_STOP_GRACE_S = 0.3
 
 
 def _run_worker(*args: Any) -> None:
@@ -114,16 +129,30 @@ class Supervisor:
         self._link_server: asyncio.Server | None = None
         self._link_port = 0
         self._settled = asyncio.Event()
-        self._tasks = TaskGroup("supervisor")
         self._ping = 0
+        self._serving = False
         self.greeting: Callable[[], list[Message]] = list  # sent to each worker when ready
 
     # -- startup ---------------------------------------------------------------------------
-    async def start(self) -> int:
-        """Spawn every worker and wait until each is ready or has failed (bounded)."""
+    async def warm(self) -> None:
+        """Spawn every worker now; each imports the protocol library, links up and waits for
+        `start()` (the slow part of starting a party, done before the host presses Start)."""
+        if self._link_server is not None:
+            return
         self._link_server, self._link_port = await ipc.listen(self._token, self._on_link)
         for handle in self.workers:
             self._spawn(handle)
+
+    async def start(self) -> int:
+        """Have every worker serve on its port; wait until each is ready or has failed
+        (bounded). Returns how many serve."""
+        await self.warm()
+        self._serving = True
+        for handle in self.workers:
+            if handle.child is not None and not handle.child.alive:  # died while warm
+                self._spawn(handle)
+            elif handle.link is not None:
+                handle.link.send(self._serve_order(handle))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             for handle in self.workers:
@@ -146,11 +175,10 @@ class Supervisor:
         handle.ready = False
         handle.listeners = None
         handle.last_pong = time.monotonic()
-        args = (handle.id, self._host, handle.port, self._name, self._link_port, self._token)
+        args = (handle.id, self._link_port, self._token, self._log_dir)
         handle.child = Child(
-            f"worker-{handle.id}", _run_worker, (*args, self._log_dir), daemon=True,
-            log_dir=self._log_dir,
-        )  # fmt: skip
+            f"worker-{handle.id}", _run_worker, args, daemon=True, log_dir=self._log_dir
+        )
         handle.child.start()
 
     def _give_up(self, handle: WorkerHandle, why: str) -> None:
@@ -171,6 +199,10 @@ class Supervisor:
             return
         handle = self.workers[hello.id]
         handle.link = link
+        if self._serving:  # a restart, or a worker that linked up after start()
+            link.send(self._serve_order(handle))
+        elif all(h.link is not None for h in self.workers):
+            log.info("all %d workers are warm", len(self.workers))
 
         def changed(update: Callable[[Any], None]) -> Callable[[Any], None]:
             def handler(msg: Any) -> None:
@@ -195,6 +227,9 @@ class Supervisor:
                 handle.ready = False
                 handle.listeners = None
                 self._on_change()
+
+    def _serve_order(self, handle: WorkerHandle) -> Serve:
+        return Serve(host=self._host, port=handle.port, name=self._name)
 
     @staticmethod
     def _ready(handle: WorkerHandle, greeting: list[Message]) -> None:
@@ -242,8 +277,14 @@ class Supervisor:
         """Health loop: notice crashed, stuck and bloated workers; restart them with backoff;
         give up on repeat offenders."""
         next_ping = 0.0
+        last_tick = time.monotonic()
         while not await sleep_or_stop(stop, HEALTH_INTERVAL_S):
             now = time.monotonic()
+            stalled = now - last_tick - HEALTH_INTERVAL_S
+            last_tick = now
+            if stalled > OWN_STALL_S:  # we were not running: do not blame the workers for it
+                for handle in self.workers:
+                    handle.last_pong += stalled
             if now >= next_ping:
                 next_ping = now + PING_INTERVAL_S
                 self._ping += 1
@@ -298,6 +339,8 @@ class Supervisor:
     async def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Ask politely, then terminate, then kill; never leave a process behind."""
         self.send_all(Stop())
+        if not self._serving:
+            grace = WARM_STOP_GRACE_S  # warm workers have nothing to close
         children = [h.child for h in self.workers if h.child is not None]
         await asyncio.gather(*(child.stop(grace) for child in children))
         for handle in self.workers:
@@ -305,4 +348,3 @@ class Supervisor:
                 await handle.link.close()
         if self._link_server is not None:
             self._link_server.close()
-        await self._tasks.close(1.0)

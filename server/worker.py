@@ -30,8 +30,9 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import clock, ipc
+from server import clock, frames, ipc
 from server import web as party_web
+from server.admission import PartyServer
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
 from server.child import child_main
 from server.ghosts import GhostWatch
@@ -44,6 +45,7 @@ from server.messages import (
     Pong,
     Ready,
     Reset,
+    Serve,
     Status,
     serve_link,
 )
@@ -71,7 +73,7 @@ class Worker:
         self.port = port
         self.name = name
         self.status: dict[str, Any] = {"name": name, "state": Phase.STARTING, "listeners": None}
-        self._server: SendspinServer | None = None
+        self._server: PartyServer | None = None
         self._group: SendspinGroup | None = None
         self._stream: PushStream | None = None
         self._link: ipc.Link | None = None
@@ -87,7 +89,7 @@ class Worker:
     # -- listeners -------------------------------------------------------------------------
     @property
     def listeners(self) -> int:
-        return len(self._server.connected_clients) if self._server else 0
+        return self._server.listening() if self._server else 0
 
     def _on_event(self, server: SendspinServer, event: SendspinEvent) -> None:
         if isinstance(event, ClientConnectedEvent | ClientAddedEvent):
@@ -110,6 +112,7 @@ class Worker:
         if self._group is None or self._stream is None or self._stream.is_stopped:
             self._reset_stream()
             self._group = client.group
+            self._group.set_group_name(self.name)  # the party's, not the first client's
             self._stream = self._group.start_stream()
             self._stream_fed = False
             self._tracks.attach(self._group)
@@ -218,10 +221,10 @@ class Worker:
     def _join_target(self) -> dict[str, Any]:
         return {"port": self.port, "path": SendspinServer.API_PATH, "worker": self.worker_id}
 
-    async def run(self, link_port: int, token: str) -> int:
-        self._link = await ipc.connect(link_port, token, role="worker", id=self.worker_id)
+    async def run(self, link: ipc.Link) -> int:
+        self._link = link
         loop = asyncio.get_running_loop()
-        self._server = SendspinServer(
+        self._server = PartyServer(
             loop,
             Identity.generate(),
             self.name,
@@ -281,13 +284,20 @@ def _install_debug_hooks() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, time.sleep, 3600)
 
 
-def main(
-    worker_id: int, host: str, port: int, name: str, link_port: int, token: str, log_dir: str | None
-) -> None:
-    """Process entry point (spawned by the coordinator's supervisor)."""
+def main(worker_id: int, link_port: int, token: str, log_dir: str | None) -> None:
+    """Process entry point (spawned by the coordinator's supervisor, often before the party
+    starts: the protocol library is imported here, off the critical path of Start)."""
 
     async def run(stop: asyncio.Event) -> int:
         _install_debug_hooks()
-        return await Worker(worker_id, host, port, name, stop).run(link_port, token)
+        if os.environ.get("PARTYSTREAM_FRAMES") != "25":
+            frames.install()
+        link = await ipc.connect(link_port, token, role="worker", id=worker_id)
+        serve: asyncio.Future[Serve] = asyncio.get_running_loop().create_future()
+        if await serve_link(link, {Serve: serve.set_result}, until=serve) != "done":
+            await link.close()  # stopped while warm: the party never started
+            return 0
+        order = serve.result()
+        return await Worker(worker_id, order.host, order.port, order.name, stop).run(link)
 
     child_main(f"worker-{worker_id}", log_dir, run)

@@ -2,9 +2,10 @@
 
 Two pages play the part of two phones. One opens the party at http://127.0.0.1 (a secure
 context: Opus via WebCodecs); the other at http://party.test, a name Chromium alone maps to
-127.0.0.1 — like a phone on http://LAN-IP it is *not* a secure context, so it must fall back
-to FLAC. Every other host resolves nowhere and any request to one is aborted and recorded:
-the player must load nothing from the internet.
+127.0.0.1 — like a phone on http://LAN-IP it is *not* a secure context: no WebCodecs, so it
+must still get Opus, decoded by the bundle's WASM libopus (resources/web/patches/). Every
+other host resolves nowhere and any request to one is aborted and recorded: the player must
+load nothing from the internet.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ async def test_two_phones_play_in_sync_with_live_count_and_nothing_from_the_inte
         b = await browser.wait_for("b", listening, what="playback after the tap")
         assert {a["worker"]["worker"], b["worker"]["worker"]} == {0, 1}, "not spread on workers"
         assert a["secure"] and a["codec"] == "opus"
-        assert not b["secure"] and b["codec"] == "flac", "plain http must prefer FLAC to PCM"
+        assert not b["secure"] and b["codec"] == "opus", "plain http must get Opus (WASM)"
+        assert (a["opusDecoder"], b["opusDecoder"]) == ("native", "wasm")
         assert a["audioState"] == b["audioState"] == "running"
 
         # Receiving audio: the bytes keep coming, measured by the browser, not the page.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from pathlib import Path
 
 import aiohttp
 import psutil
@@ -15,7 +17,7 @@ from server.messages import SetSource
 from server.phase import Phase
 from server.sources.base import SourceSpec
 from tests.conftest import front_url, worker_url
-from tests.helpers import eventually
+from tests.helpers import eventually, get_json
 from tests.listener import Listener
 
 
@@ -120,8 +122,10 @@ async def test_control_links_listen_on_loopback_only_and_want_the_token(start_pa
         assert party.running and party.phase is Phase.LIVE
 
 
-async def test_garbage_on_the_websocket_does_not_hurt_others(start_party, listeners) -> None:
-    async with start_party(workers=1) as party:
+async def test_garbage_on_the_websocket_does_not_hurt_others(
+    start_party, listeners, tmp_path: Path
+) -> None:
+    async with start_party(workers=1, log_dir=str(tmp_path)) as party:
         steady = await Listener(worker_url(party, 0)).connect()
         listeners.append(steady)
         await steady.wait_chunks(10)
@@ -143,3 +147,61 @@ async def test_garbage_on_the_websocket_does_not_hurt_others(start_party, listen
             b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
         assert status_code(code_ok) == 200
+    # Expected bad input is a quiet line in the log, never a traceback.
+    logs = "\n".join(p.read_text() for p in sorted(tmp_path.glob("*.log")))  # noqa: ASYNC240
+    assert "Traceback" not in logs, logs[-3000:]
+
+
+async def test_request_bodies_are_refused_before_they_are_read(start_party) -> None:
+    async with start_party(workers=1) as party:
+        for port in (party.status.port, party.status.workers[0]["port"]):
+            for request_line, code in (("POST /api/status", 405), ("GET /api/status", 413)):
+                t0 = time.monotonic()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    writer.write(
+                        f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n"
+                        "\r\n".encode()
+                        + b"x" * 1000
+                    )
+                    # The whole answer, then the server hangs up (no waiting for 50 MB).
+                    answer = await asyncio.wait_for(reader.read(), 5)
+                finally:
+                    writer.close()
+                assert status_code(answer) == code, answer[:200]
+                assert time.monotonic() - t0 < 3
+
+
+async def test_websocket_origin_must_be_the_partys_page(start_party) -> None:
+    async with start_party(workers=1) as party:
+        front, worker = party.status.port, party.status.workers[0]["port"]
+        url = worker_url(party, 0)
+
+        # The worker learns the front door's port from the coordinator's first status.
+        async def worker_knows_the_front_door() -> bool:
+            _, status = await get_json(f"http://127.0.0.1:{worker}/api/status")
+            return bool(status.get("url"))
+
+        await eventually(worker_knows_the_front_door, what="the worker's first status")
+        ours = [None, f"http://127.0.0.1:{front}", f"http://127.0.0.1:{worker}",
+                f"http://localhost:{front}"]  # fmt: skip
+        theirs = ["http://evil.example", f"http://evil.example:{front}", "http://127.0.0.1:9",
+                  "null", f"file://127.0.0.1:{front}"]  # fmt: skip
+        # A name this machine goes by that we cannot know (the router's DNS): the page was
+        # loaded from it, and the socket goes to it too.
+        async with aiohttp.ClientSession() as session:
+            headers = {"Origin": f"http://party.lan:{front}", "Host": f"party.lan:{worker}"}
+            ws = await session.ws_connect(url, headers=headers)
+            await ws.close()
+        async with aiohttp.ClientSession() as session:
+            for origin in ours:
+                headers = {"Origin": origin} if origin else {}
+                try:
+                    ws = await session.ws_connect(url, headers=headers)
+                except aiohttp.WSServerHandshakeError as exc:
+                    raise AssertionError(f"refused the party's own origin {origin}") from exc
+                await ws.close()
+            for origin in theirs:
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await session.ws_connect(url, headers={"Origin": origin})
+                assert refused.value.status == 403, origin

@@ -23,6 +23,7 @@ from server.messages import (
     encode,
     serve_link,
 )
+from server.sources.demo import rendered_pcm
 from server.supervisor import (
     BACKOFF_MAX_S,
     BACKOFF_START_S,
@@ -184,3 +185,14 @@ def test_restart_backoff_doubles_to_a_cap_then_gives_up_within_the_window() -> N
     assert restart_delay(crashes, now=float(MAX_CRASHES_IN_WINDOW)) is None
     # Crashes older than the window are forgotten: a worker that crashed long ago starts over.
     assert restart_delay(crashes, now=1000.0 + CRASH_WINDOW_S) == BACKOFF_START_S
+
+
+# -- the demo's cache ----------------------------------------------------------------------
+def test_the_demo_rendering_is_cached_and_the_cache_is_what_plays(tmp_path) -> None:
+    cache = tmp_path / "cache" / "demo.pcm"
+    first = rendered_pcm(cache)
+    assert cache.read_bytes() == first and len(first) == 16 * 4 * 48_000 // 2 * 4  # 16 bars
+    cache.write_bytes(b"\x01\x00" * 4)
+    assert rendered_pcm(cache) == b"\x01\x00" * 4
+    cache.write_bytes(b"\x01")  # damaged (not whole frames): rendered again
+    assert rendered_pcm(cache) == first

@@ -11,3 +11,5 @@ QrCode.paintEvent
 QrWindow.closeEvent
 CaptureSource.last_capture_us  # read by bench/capture_latency.py and tests/test_capture.py
 _.sample_rate  # PyAV reads it from the frame we build
+_.exc_text  # logging reads these LogRecord fields (server/logs.py rewrites them)
+_.levelname

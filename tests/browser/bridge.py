@@ -53,9 +53,11 @@ class BrowserDriver:
         self._stderr_task = asyncio.create_task(self._drain_stderr(), name="driver-stderr")
 
     @classmethod
-    async def start(cls, hosts: list[str]) -> BrowserDriver:
+    async def start(cls, hosts: list[str], prefix: tuple[str, ...] = ()) -> BrowserDriver:
+        """`prefix` runs the driver under another command, e.g. `ip netns exec NS`."""
         node = require_browser_tools()
         process = await asyncio.create_subprocess_exec(
+            *prefix,
             node,
             str(DRIVER_DIR / "driver.mjs"),
             cwd=DRIVER_DIR,
@@ -67,6 +69,11 @@ class BrowserDriver:
         driver = cls(process)
         await driver.call("launch", timeout=60, executablePath=CHROMIUM, hosts=hosts)
         return driver
+
+    @property
+    def pid(self) -> int:
+        """The driver's pid; Chromium's processes are its children."""
+        return self._process.pid
 
     async def _drain_stderr(self) -> None:
         assert self._process.stderr is not None

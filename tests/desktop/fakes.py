@@ -55,6 +55,7 @@ class FakeParty:
         self._closed.set()
         self.stops = 0
         self.killed = False
+        self._prepared = False
         FakeParty.made.append(self)
 
     @property
@@ -64,6 +65,13 @@ class FakeParty:
     @property
     def phase(self) -> Phase:
         return Phase(self.status.state)
+
+    @property
+    def prepared(self) -> bool:
+        return self._prepared and not self._running
+
+    async def prepare(self) -> None:
+        self._prepared = True
 
     def add_status_listener(self, cb: Any) -> None:
         self._status_cbs.append(cb)
@@ -124,6 +132,7 @@ class FakeParty:
 
     async def stop(self, timeout: float = 8.0) -> None:
         self.stops += 1
+        self._prepared = False
         self.report(state="stopping")
         self._running = False
         self._live.set()

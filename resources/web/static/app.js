@@ -19,7 +19,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   app: $("app"), start: $("start"), startLabel: document.querySelector("#start .label"),
   name: $("party-name"), listeners: $("listeners"), listenerCount: $("listener-count"),
-  sync: $("sync"), syncText: $("sync-text"), message: $("message"), detail: $("detail"),
+  sync: $("sync"), syncText: $("sync-text"), codec: $("codec"), message: $("message"), detail: $("detail"),
   mute: $("mute"), volume: $("volume"), stop: $("stop"),
 };
 
@@ -265,6 +265,9 @@ function renderSync() {
   }
   ui.sync.dataset.level = level;
   ui.syncText.textContent = text;
+  const codec = listener.codec;
+  ui.codec.hidden = !codec;
+  ui.codec.textContent = codec ? codec.toUpperCase() : "";
 }
 
 setInterval(sampleSync, SYNC_SAMPLE_MS);
@@ -332,16 +335,22 @@ function nowPlaying() {
   return currentTrack(listener.connected ? listener.serverState : null, party.nowPlaying);
 }
 
-// ---------- diagnostics for the browser test (read-only) ----------
+// ---------- diagnostics for tests and the listener panel (read-only) ----------
 
 window.partyStream = {
+  /** What this phone plays: codec ("opus", "flac", "pcm" or null before a stream) and how
+   *  Opus would be decoded here ("native", "wasm", null = cannot; undefined = not probed). */
+  audio() {
+    return { codec: listener.codec, opusDecoder: listener.opusDecoder };
+  },
   snapshot() {
     const player = listener.player;
     return {
       phase: phase(),
       connected: listener.connected,
       playing: listener.playing,
-      codec: player && player.currentFormat ? player.currentFormat.codec : null,
+      codec: listener.codec,
+      opusDecoder: listener.opusDecoder,
       syncErrorMs: syncErrorMs(),
       rawSyncErrorMs: player ? player.syncInfo.syncErrorMs : null,
       clock: player ? player.timeSyncInfo : null,
