@@ -188,16 +188,20 @@ async def cli_runs(runs: int, anchor: str | None, song: Path, tmp: Path) -> dict
                     url = f"ws://127.0.0.1:{port}/sendspin"
                     out[who].append(await direct_first_audio(url, began))
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                for child in psutil.Process().children(recursive=True):
-                    with contextlib.suppress(psutil.Error):
-                        if child.pid != proc.pid and "bench" not in " ".join(child.cmdline()):
-                            child.kill()
+                end_server(proc)
     return out
+
+
+def end_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server under test, bounded; kill anything it left behind."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def summary(values: list[float]) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 
 from bench.load import BenchListener, close_all
-from bench.startup import REPO, make_song
+from bench.startup import REPO, end_server, make_song
 from tests.helpers import free_base_port
 
 CONNECT_PARALLEL = 8
@@ -118,14 +118,7 @@ async def run_one(who: str, n: int, seconds: float, song: Path, anchor: str, tmp
         return Result(who, n, connected, 100 * (cpu1 - cpu0) / wall, rss, audio)
     finally:
         await close_all(listeners)
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
+        end_server(proc)
 
 
 def table(results: list[Result], seconds: float) -> str:

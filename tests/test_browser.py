@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from tests.browser.bridge import BrowserDriver
+from tests.browser.bridge import BrowserDriver, listening
 from tests.conftest import front_url
 from tests.helpers import descendants, eventually, get_json
 
@@ -60,10 +60,6 @@ async def chromium() -> AsyncIterator[BrowserDriver]:
         yield driver
     finally:
         await driver.close()
-
-
-def listening(snap: dict[str, Any]) -> bool:
-    return snap["phase"] == "listening" and snap["connected"] and snap["playing"]
 
 
 async def status_listeners(url: str) -> int | None:
@@ -154,13 +150,7 @@ async def test_two_phones_play_in_sync_with_live_count_and_nothing_from_the_inte
                 what="sync under the bound",
                 timeout=30,
             )
-        samples: dict[str, list[float]] = {"a": [], "b": []}
-        for _ in range(8):
-            for page in samples:
-                snap = await browser.snapshot(page)
-                assert listening(snap), snap
-                samples[page].append(snap["syncErrorMs"])
-            await asyncio.sleep(0.5)
+        samples = await browser.sync_samples(["a", "b"])
         # Typical error under the bound; a brief spike (this 2-core VM under load) is allowed
         # up to SPIKE_BOUND_MS, far below what a listener would hear as an echo.
         for values in samples.values():

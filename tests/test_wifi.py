@@ -19,7 +19,7 @@ import pytest
 
 from bench.phone import Phone
 from tests import netns
-from tests.browser.bridge import BrowserDriver
+from tests.browser.bridge import BrowserDriver, listening
 from tests.helpers import eventually
 
 pytestmark = [
@@ -36,10 +36,6 @@ ANDROID_FIREFOX = "Mozilla/5.0 (Android 14; Mobile; rv:128.0) Gecko/128.0 Firefo
 SYNC_BOUND_MS = 50.0  # the page's own median; as in test_browser.py
 STALL_S = 1.0
 DROP_WITHIN_S = 25.0  # TCP_USER_TIMEOUT / stalled-send watch (10 s) plus slack
-
-
-def listening(snap: dict[str, Any]) -> bool:
-    return snap["phase"] == "listening" and snap["connected"] and snap["playing"]
 
 
 def in_sync(snap: dict[str, Any]) -> bool:
@@ -91,15 +87,9 @@ async def test_chrome_and_firefox_phones_on_busy_wifi_get_opus_over_plain_http_i
                     assert not snap["secure"], "a namespace address must not be a secure context"
                     assert snap["codec"] == "opus" and snap["opusDecoder"] == "wasm", snap
                 assert {s["worker"]["worker"] for s in snaps} == {0, 1}
-                samples: dict[str, list[float]] = {"a": [], "b": []}
-                for page in samples:
+                for page in ("a", "b"):
                     await browser.wait_for(page, in_sync, what="sync under 30 ms", timeout=40)
-                for _ in range(8):
-                    for page in samples:
-                        snap = await browser.snapshot(page)
-                        assert listening(snap), snap
-                        samples[page].append(snap["syncErrorMs"])
-                    await asyncio.sleep(0.5)
+                samples = await browser.sync_samples(["a", "b"])
                 print(f"\nsync error on busy Wi-Fi (ms): {samples}")
                 # What it costs the air: Opus-sized (~18 KB/s), not FLAC (60-120 KB/s).
                 rate = await bytes_per_s(browser, "a", 5.0)

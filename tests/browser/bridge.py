@@ -43,6 +43,11 @@ def require_browser_tools() -> str:
     return node
 
 
+def listening(snap: dict[str, Any]) -> bool:
+    """The page is connected and playing (from the page's own diagnostics)."""
+    return snap["phase"] == "listening" and snap["connected"] and snap["playing"]
+
+
 class BrowserDriver:
     """One headless Chromium, driven over JSON lines."""
 
@@ -124,6 +129,19 @@ class BrowserDriver:
             logs = await self.call("logs", page=page)
             tail = "\n".join(logs[-25:])
             pytest.fail(f"page {page}: no {what} within {timeout}s; last state {snap}\n{tail}")
+
+    async def sync_samples(
+        self, pages: list[str], rounds: int = 8, every_s: float = 0.5
+    ) -> dict[str, list[float]]:
+        """Each page's reported sync error, `rounds` times; every page must keep playing."""
+        samples: dict[str, list[float]] = {page: [] for page in pages}
+        for _ in range(rounds):
+            for page in pages:
+                snap = await self.snapshot(page)
+                assert listening(snap), snap
+                samples[page].append(snap["syncErrorMs"])
+            await asyncio.sleep(every_s)
+        return samples
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
