@@ -12,10 +12,11 @@ import pytest
 
 from server import clock
 from server.sources.base import SourceSpec
+from tests.browser.bridge import listening
 from tests.conftest import worker_url
 from tests.listener import Listener
 from tests.media import tagged_flac
-from tests.test_browser import ARTIFACTS, assert_offline_clean, chromium, listening, shot
+from tests.test_browser import ARTIFACTS, assert_offline_clean, chromium, shot
 from tests.test_nowplaying import song_starts
 
 pytestmark = pytest.mark.browser

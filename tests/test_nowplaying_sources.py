@@ -14,13 +14,14 @@ from aiohttp import web
 
 from server import clock
 from server.sources.base import SourceSpec
+from tests.browser.bridge import listening
 from tests.conftest import worker_url
 from tests.helpers import eventually
 from tests.listener import Listener
 from tests.media import MP3_FRAME_BYTES, cover_jpeg, mp3_tone, rms_of
 from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, tone_sequence, write_wav  # noqa: F401 (fixtures)
 from tests.session_bus import mpris_player, session_bus_fixture  # noqa: F401 (fixture)
-from tests.test_browser import chromium, listening, shot
+from tests.test_browser import chromium, shot
 from tests.test_nowplaying import close_to, cover_color
 
 TITLE_TIMING_US = 300_000
