@@ -37,6 +37,13 @@ async def test_page_and_lock_screen_show_title_artist_and_cover_with_the_music(
         async with chromium() as browser:
             url = f"http://127.0.0.1:{party.status.workers[0]['port']}/"
             await browser.call("open", page="a", url=url)
+            # Before the guest taps Start, the page already says what plays (/api/status).
+            await browser.wait_for(
+                "a",
+                lambda s: (s.get("nowPlaying") or {}).get("title")
+                in ("Sunrise Groove", "Night Drive"),
+                what="the title before listening",
+            )
             await browser.call("tap", page="a", selector="#start")
             await browser.wait_for("a", listening, what="playback", timeout=30)
 
