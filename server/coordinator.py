@@ -11,8 +11,10 @@ The parts do one job each: `Pump` (what plays, timestamps), `Supervisor` (worker
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server import ipc, netinfo
@@ -37,7 +39,7 @@ from server.pump import Pump
 from server.sources.base import SourceError, SourceSpec
 from server.status import StatusBoard
 from server.supervisor import Supervisor
-from server.tasks import TaskGroup, first_completed, sleep_or_stop
+from server.tasks import TaskGroup, first_completed
 from server.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -103,9 +105,12 @@ class Coordinator:
                 self._tasks.spawn("control", self._control(link)),
                 self._tasks.spawn("stop", self._stop.wait()),
                 self._tasks.spawn("health", self.supervisor.watch(self._stop)),
-                self._tasks.spawn("all-workers-gone", self._watch_workers(link)),
                 drain_timeout=0.5,
             )
+            if self.supervisor.all_given_up:
+                message = "No listener server could keep running; the party stopped."
+                log.error(message)
+                link.send(Fatal(text=message))
         finally:
             await self._shutdown()
         return 0
@@ -114,23 +119,16 @@ class Coordinator:
         """Ports, source and front door first (the QR code works from here on: early phones
         wait on the page), then the warm workers open their ports."""
         cfg = self.config
-        base = netinfo.free_port_block(cfg.host, cfg.port, cfg.workers + 1)
+        base, self.board.url, warnings = netinfo.claim_address(cfg)
         if base is None:
             raise StartFailed(
                 f"Port {cfg.port} and the next ones are in use; choose another port."
             )
-        if base != cfg.port:
-            self.board.report(
-                "warning",
-                f"Port {cfg.port} is in use by another program; using port {base} instead.",
-            )
+        for warning in warnings:
+            self.board.report("warning", warning)
         self.board.port = base
         for handle in self.supervisor.workers:
             handle.port = base + 1 + handle.id
-        host, lan_warning = (cfg.public_host, None) if cfg.public_host else netinfo.lan_address()
-        if lan_warning:
-            self.board.report("warning", lan_warning)
-        self.board.url = f"http://{host}:{base}/"
         timeline = Timeline(cfg.live_lead_ms * 1000, int(cfg.buffer_s * 1_000_000))
         pump = Pump(spec, timeline, self.board.report, self.board.changed.set)
         pump.covers = self.covers
@@ -165,49 +163,38 @@ class Coordinator:
 
     # -- commands from the controller --------------------------------------------------------
     async def _control(self, link: ipc.Link) -> None:
+        assert self.pump is not None
+        pump = self.pump
+
+        async def switch(msg: SetSource) -> str | None:
+            error = await pump.switch(SourceSpec.from_dict(msg.source))
+            if error is None:
+                self.board.message = None
+            return error
+
         why = await serve_link(
             link,
             {
-                SetSource: Background(self._set_source),
-                Skip: Background(self._skip),
-                SetTrack: self._set_track,
+                SetSource: Background(self._answer(link, switch)),
+                Skip: Background(self._answer(link, lambda msg: pump.skip(msg.step))),
+                SetTrack: self._answer(link, lambda msg: pump.set_track(msg.title, msg.artist)),
             },
             self._tasks,
         )
         log.info("controller link %s: shutting down", why)
 
-    async def _set_source(self, msg: SetSource) -> None:
-        spec = SourceSpec.from_dict(msg.source)
-        assert self.pump is not None
-        error = await self.pump.switch(spec)
-        if error is None:
-            self.board.message = None
-            log.info("now playing: %s", spec.label)
-        else:
-            log.warning("source switch failed: %s", error)
-        if self.board.link is not None:
-            self.board.link.send(SourceResult(id=msg.id, error=error))
+    @staticmethod
+    def _answer(link: ipc.Link, act: Callable[[Any], Any]) -> Callable[[Any], Awaitable[None]]:
+        """A command's one result: None when it worked, else why (for the host)."""
 
-    async def _skip(self, msg: Skip) -> None:
-        assert self.pump is not None
-        error = await self.pump.skip(msg.step)
-        if self.board.link is not None:
-            self.board.link.send(SourceResult(id=msg.id, error=error))
+        async def handler(msg: Any) -> None:
+            result = act(msg)
+            error = await result if inspect.isawaitable(result) else result
+            if error:
+                log.warning("%s failed: %s", msg.TAG, error)
+            link.send(SourceResult(id=msg.id, error=error))
 
-    def _set_track(self, msg: SetTrack) -> None:
-        assert self.pump is not None
-        error = self.pump.set_track(msg.title, msg.artist)
-        if self.board.link is not None:
-            self.board.link.send(SourceResult(id=msg.id, error=error))
-
-    async def _watch_workers(self, link: ipc.Link) -> None:
-        """The party ends only when no worker can run any more."""
-        while not await sleep_or_stop(self._stop, 0.5):
-            if all(h.given_up for h in self.supervisor.workers):
-                message = "No listener server could keep running; the party stopped."
-                log.error(message)
-                link.send(Fatal(text=message))
-                return
+        return handler
 
 
 def main(config: dict[str, Any], link_port: int, token: str) -> None:

@@ -264,6 +264,10 @@ class Supervisor:
             return None
         return sum(h.listeners or 0 for h in live)
 
+    @property
+    def all_given_up(self) -> bool:
+        return all(h.given_up for h in self.workers)
+
     def listening(self) -> int:
         return self.total_listeners() or 0
 
@@ -275,7 +279,7 @@ class Supervisor:
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Health loop: notice crashed, stuck and bloated workers; restart them with backoff;
-        give up on repeat offenders."""
+        give up on repeat offenders. Returns when no worker is left (the party is over)."""
         next_ping = 0.0
         last_tick = time.monotonic()
         while not await sleep_or_stop(stop, HEALTH_INTERVAL_S):
@@ -289,6 +293,8 @@ class Supervisor:
                 next_ping = now + PING_INTERVAL_S
                 self._ping += 1
                 self.send_all(Ping(seq=self._ping))
+            if self.all_given_up:
+                return
             for handle in self.workers:
                 if handle.given_up or handle.child is None:
                     continue
