@@ -13,9 +13,10 @@ import io
 import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+if TYPE_CHECKING:  # the tray app imports Track; it must not pay for aiohttp at launch
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,8 @@ class Covers:
             self._images.popitem(last=False)
 
     async def handle(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         image = self._images.get(request.match_info.get("key", ""))
         if image is None:
             raise web.HTTPNotFound()
