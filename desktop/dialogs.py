@@ -60,28 +60,33 @@ def open_folder(
 
 def type_track(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
     """Where the computer cannot tell what plays (macOS, a turntable on line-in)."""
-    dialog = QInputDialog(parent)
-    dialog.setWindowTitle("What's playing?")
-    dialog.setWindowIcon(icons.app_icon())
-    dialog.setLabelText("Shown on the guests' phones (e.g. \"Artist - Title\"):")
-    dialog.setInputMode(QInputDialog.InputMode.TextInput)
-    dialog.setTextValue(current.replace(" — ", " - "))
-    dialog.resize(420, dialog.sizeHint().height())
-    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    dialog.textValueSelected.connect(done)
-    dialog.open()
-    return dialog
+    label = "Shown on the guests' phones (e.g. \"Artist - Title\"):"
+    value = current.replace(" — ", " - ")
+    return _ask_text(parent, "What's playing?", label, value, 420, done)
 
 
 def open_url(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
+    label = "Internet radio or stream address (http:// or https://):"
+    return _ask_text(parent, "Play a stream", label, current, 480, done)
+
+
+def _ask_text(
+    parent: QWidget | None,
+    title: str,
+    label: str,
+    value: str,
+    width: int,
+    done: Callable[[str], None],
+) -> QInputDialog:
+    """A one-line question, non-modal to the app (the tray keeps working meanwhile)."""
     dialog = QInputDialog(parent)
-    dialog.setWindowTitle("Play a stream")
+    dialog.setWindowTitle(title)
     dialog.setWindowIcon(icons.app_icon())
-    dialog.setLabelText("Internet radio or stream address (http:// or https://):")
+    dialog.setLabelText(label)
     dialog.setInputMode(QInputDialog.InputMode.TextInput)
     dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
-    dialog.setTextValue(current)
-    dialog.resize(480, dialog.sizeHint().height())
+    dialog.setTextValue(value)
+    dialog.resize(width, dialog.sizeHint().height())
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.textValueSelected.connect(done)
     dialog.open()
