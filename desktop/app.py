@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             store.save(settings)
         except OSError as exc:
             log.warning("cannot save settings: %s", exc)
-    host = PartyHost(store, settings, paths.log_dir)
+    host = PartyHost(store, settings, paths.log_dir, prepare_ahead=True)
 
     def force_exit() -> None:
         host.kill()

@@ -17,8 +17,8 @@ from desktop import icons
 from desktop.version import app_version
 
 AUDIO_FILTER = (
-    "Audio files (*.mp3 *.flac *.wav *.ogg *.oga *.opus *.m4a *.aac *.wma *.aiff *.aif "
-    "*.mka *.webm *.mp4);;All files (*)"
+    "Audio files and playlists (*.mp3 *.flac *.wav *.ogg *.oga *.opus *.m4a *.aac *.wma *.aiff "
+    "*.aif *.mka *.webm *.mp4 *.m3u *.m3u8 *.pls);;All files (*)"
 )
 
 
@@ -42,15 +42,51 @@ def open_file(parent: QWidget | None, start_dir: str, done: Callable[[str], None
     return dialog
 
 
-def open_url(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
-    dialog = QInputDialog(parent)
-    dialog.setWindowTitle("Play a stream")
+def open_folder(
+    parent: QWidget | None, start_dir: str, done: Callable[[str], None]
+) -> QFileDialog:
+    """A folder of music, played as a playlist (sorted, subfolders included)."""
+    if not start_dir or not Path(start_dir).is_dir():
+        start_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MusicLocation)
+    dialog = QFileDialog(parent, "Play a folder of music", start_dir)
+    dialog.setFileMode(QFileDialog.FileMode.Directory)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
     dialog.setWindowIcon(icons.app_icon())
-    dialog.setLabelText("Internet radio or stream address (http:// or https://):")
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.fileSelected.connect(done)
+    dialog.open()
+    return dialog
+
+
+def type_track(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
+    """Where the computer cannot tell what plays (macOS, a turntable on line-in)."""
+    label = "Shown on the guests' phones (e.g. \"Artist - Title\"):"
+    value = current.replace(" — ", " - ")
+    return _ask_text(parent, "What's playing?", label, value, 420, done)
+
+
+def open_url(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
+    label = "Internet radio or stream address (http:// or https://):"
+    return _ask_text(parent, "Play a stream", label, current, 480, done)
+
+
+def _ask_text(
+    parent: QWidget | None,
+    title: str,
+    label: str,
+    value: str,
+    width: int,
+    done: Callable[[str], None],
+) -> QInputDialog:
+    """A one-line question, non-modal to the app (the tray keeps working meanwhile)."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setWindowIcon(icons.app_icon())
+    dialog.setLabelText(label)
     dialog.setInputMode(QInputDialog.InputMode.TextInput)
     dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
-    dialog.setTextValue(current)
-    dialog.resize(480, dialog.sizeHint().height())
+    dialog.setTextValue(value)
+    dialog.resize(width, dialog.sizeHint().height())
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.textValueSelected.connect(done)
     dialog.open()

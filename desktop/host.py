@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.settings import Settings, SettingsStore
+from server import netinfo
 from server.config import ConfigError
 from server.phase import Phase
 from server.sources.base import SourceSpec
@@ -52,9 +53,15 @@ class PartyHost(QObject):
         log_dir: Path | None,
         *,
         public_host: str | None = None,
+        prepare_ahead: bool = False,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.prepare_ahead = prepare_ahead  # keep a party warm, so Start is instant
+        self._standby: PartyController | None = None
+        self._standby_lock = asyncio.Lock()
+        self._closing = False
+        self._expected_url = ""
         self.store = store
         self.settings = settings
         self.log_dir = log_dir
@@ -93,12 +100,18 @@ class PartyHost(QObject):
 
     @property
     def url(self) -> str:
-        """The address in the QR code, only while phones can actually join. With a party PIN
-        the link carries it (a #fragment: scanning just works, and no server log sees it)."""
-        if not (self.status and self.phase is Phase.LIVE):
+        """The address in the QR code: from the moment Start is pressed (early phones wait on
+        the page and start by themselves) until the party stops. With a party PIN the link
+        carries it (a #fragment: scanning just works, and no server log sees it)."""
+        if self.phase not in (Phase.STARTING, Phase.LIVE):
             return ""
-        pin = (getattr(self.status, "access", None) or {}).get("pin")
-        return self.status.url + (f"#pin={pin}" if pin else "")
+        if self.status and self.status.url:
+            url = self.status.url
+        else:
+            url = self._expected_url if self.phase is Phase.STARTING else ""
+        access = getattr(self.status, "access", None) or {}
+        pin = access.get("pin") if access else (self.settings.pin or None)
+        return url + (f"#pin={pin}" if url and pin else "")
 
     @property
     def roster(self) -> list[dict[str, Any]]:
@@ -121,6 +134,15 @@ class PartyHost(QObject):
     def source_label(self) -> str:
         """What plays: the settings are the one truth (a switch is saved once it worked)."""
         return self.settings.source.label
+
+    @property
+    def now_playing(self) -> str:
+        """What the guests hear ("Title — Artist"), while the party is live; "" if unknown."""
+        track = self.status.now_playing if self.status and self.phase is Phase.LIVE else None
+        if not track:
+            return ""
+        title = track.get("title") or track.get("label") or ""
+        return " — ".join(part for part in (title, track.get("artist") or "") if part)
 
     @property
     def level(self) -> dict[str, float] | None:
@@ -149,13 +171,16 @@ class PartyHost(QObject):
         """Start with the saved settings; True once phones can join."""
         if self.active:
             return False
-        extra: dict[str, Any] = {"public_host": self.public_host} if self.public_host else {}
         try:
-            config = self.settings.party_config(self.log_dir, **extra)
+            config = self._config()
         except ConfigError as exc:
             self._fail(str(exc))
             return False
         self.error, self._stop_requested, self.status = None, False, None
+        # Before the party API even loads: the QR code can show now (phones wait on the page).
+        self._expected_url = netinfo.expected_url(
+            config.host, config.port, config.workers, config.public_host
+        )
         party = await self._launch(config)
         if party is None:
             self.changed.emit()
@@ -163,6 +188,51 @@ class PartyHost(QObject):
         self._tasks.spawn("watch-party", self._watch(party))
         self.changed.emit()
         return True
+
+    def _config(self) -> Any:
+        """The PartyConfig the settings ask for (ConfigError if they are out of range)."""
+        extra: dict[str, Any] = {"public_host": self.public_host} if self.public_host else {}
+        return self.settings.party_config(self.log_dir, **extra)
+
+    async def prepare(self) -> None:
+        """Keep a party prepared with the current settings (its processes started and idle),
+        so that Start only opens ports. Cheap when one is already prepared."""
+        if not self.prepare_ahead:
+            return
+        async with self._standby_lock:
+            if self._closing or self.active:
+                return
+            try:
+                config = self._config()
+            except ConfigError:
+                return  # Start will say what is wrong
+            standby = self._standby
+            if standby is not None and standby.config == config and standby.prepared:
+                return
+            await self._discard_standby()
+            try:
+                api = await party_api()
+            except Exception:
+                log.warning("cannot prepare a party", exc_info=True)
+                return
+            self._standby = api.PartyController(config)
+            await self._standby.prepare()
+
+    async def _discard_standby(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            await standby.stop()
+
+    async def close(self) -> None:
+        """The app quits: stop the party and the prepared one, and prepare no other."""
+        self._closing = True
+        await self.stop()
+        async with self._standby_lock:
+            await self._discard_standby()
+
+    def _prepare_next(self) -> None:
+        if self.prepare_ahead and not self._closing:
+            self._tasks.spawn("prepare", self.prepare())
 
     async def _launch(self, config: Any) -> PartyController | None:
         """The running party, or None (cancelled, or failed and the host was told why)."""
@@ -180,7 +250,13 @@ class PartyHost(QObject):
         if self._stop_requested:
             return None
         loaded = time.monotonic()
-        party = api.PartyController(config)
+        standby, self._standby = self._standby, None
+        if standby is not None and standby.config == config and standby.prepared:
+            party = standby  # warm: its workers have imported everything already
+        else:
+            if standby is not None:
+                self._tasks.spawn("discard", standby.stop())
+            party = api.PartyController(config)
         party.add_status_listener(self._on_status)
         party.add_event_listener(self._on_event)
         self.party = party
@@ -192,6 +268,7 @@ class PartyHost(QObject):
                 self.status = None
             else:
                 self._fail(str(exc))
+            self._prepare_next()
             return None
         log.info(
             "party live in %.1f s (party API %.1f s, coordinator and workers %.1f s)",
@@ -217,11 +294,13 @@ class PartyHost(QObject):
                 self.party = None
             self.error, self.status = None, None
             self.changed.emit()
+            self._prepare_next()
 
     def kill(self) -> None:
         """Immediate exit path: the coordinator dies now, its workers follow it."""
-        if self.party is not None:
-            self.party.kill()
+        for party in (self.party, self._standby):
+            if party is not None:
+                party.kill()
 
     async def choose_source(self, spec: SourceSpec) -> bool:
         """Play `spec`: switched live when the party runs, else remembered for the next start.
@@ -240,6 +319,32 @@ class PartyHost(QObject):
                 self.switching_to = None
                 self.changed.emit()
         self.update_settings(replace(self.settings, source=spec))
+        return True
+
+    async def skip(self, step: int) -> bool:
+        """Next (1) or previous (-1) track of the playlist that plays; the host is told why
+        not when it cannot."""
+        if self.phase is not Phase.LIVE or self.party is None:
+            return False
+        try:
+            await self.party.skip(step)
+        except Exception as exc:  # PartyError: its message is for people
+            self._notify("warning", str(exc))
+            return False
+        return True
+
+    async def set_track(self, text: str) -> bool:
+        """The host typed what plays ("Artist - Title" or just a title) for live audio."""
+        if self.phase is not Phase.LIVE or self.party is None:
+            return False
+        artist, sep, title = text.strip().partition(" - ")
+        if not sep:
+            artist, title = "", text.strip()
+        try:
+            await self.party.set_track(title, artist)
+        except Exception as exc:  # PartyError: its message is for people
+            self._notify("warning", str(exc))
+            return False
         return True
 
     def update_settings(self, settings: Settings) -> None:
@@ -261,6 +366,7 @@ class PartyHost(QObject):
         if access != (old.pin, old.max_listeners) and self.party is not None and self.running:
             # For phones still to come; those already listening keep their place.
             self.party.set_access(settings.pin or None, settings.max_listeners or None)
+        self._prepare_next()  # a prepared party with the old settings is replaced
         self.changed.emit()
 
     # -- what the party reports --------------------------------------------------------------
@@ -280,6 +386,7 @@ class PartyHost(QObject):
             message = self.status.message if self.status else None
             self.error = message or "The party stopped unexpectedly."
             self.changed.emit()
+            self._prepare_next()
 
     def _fail(self, message: str) -> None:
         self.error, self.status = message, None

@@ -7,7 +7,9 @@ follow PartyHost's phase in `refresh()`, and choosing a source is reported as a 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -59,6 +61,7 @@ def ellipsize(text: str, limit: int) -> str:
 class PartyMenu(QObject):
     source_chosen = Signal(object)  # SourceSpec
     open_file_requested = Signal()
+    open_folder_requested = Signal()
     open_url_requested = Signal()
 
     def __init__(
@@ -82,6 +85,10 @@ class PartyMenu(QObject):
         self.source_menu = QMenu("Source", self.menu)
         self.source_menu.setToolTipsVisible(True)
         self.menu.addMenu(self.source_menu)
+        self.previous_track = self._action("Previous track")
+        self.next_track = self._action("Next track")
+        self.type_track = self._action("What's playing…")
+        self.type_track.setToolTip("Tell the guests what plays when the computer cannot")
         self.menu.addSeparator()
         self.show_qr = self._action("Show QR code")
         self.show_listeners = self._action("Listeners…")
@@ -100,8 +107,12 @@ class PartyMenu(QObject):
         self.mic_menu = QMenu("Microphone / line-in", self.source_menu)
         self.mic_menu.setToolTipsVisible(True)
         self.source_menu.addMenu(self.mic_menu)
-        self.open_file = self._source_action("Open file…")
+        self.open_file = self._source_action("Open file or playlist…")
+        self.open_folder = self._source_action("Open folder…")
         self.open_url = self._source_action("Open URL…")
+        self.shuffle = QAction("Shuffle playlists and folders", self.source_menu)
+        self.shuffle.setCheckable(True)
+        self.source_menu.addAction(self.shuffle)
         self.source_menu.addSeparator()
         self.demo = self._source_action("Demo music")
         self.mic_actions: list[QAction] = []
@@ -109,6 +120,8 @@ class PartyMenu(QObject):
         self.system.triggered.connect(self._pick_system)
         self.demo.triggered.connect(lambda: self._choose(SourceSpec("demo")))
         self.open_file.triggered.connect(self._pick_file)
+        self.open_folder.triggered.connect(self._pick_folder)
+        self.shuffle.toggled.connect(self._toggle_shuffle)
         self.open_url.triggered.connect(self._pick_url)
         self.source_menu.aboutToShow.connect(self.refresh_devices)
         self.host.changed.connect(self.refresh)
@@ -141,20 +154,37 @@ class PartyMenu(QObject):
         busy = phase in (Phase.STARTING, Phase.STOPPING) or host.switching_to is not None
         self.source_menu.setEnabled(not busy)
         self.open_player.setEnabled(bool(host.url))
+        playlist = phase == Phase.LIVE and host.settings.source.kind == "playlist"
+        self.next_track.setEnabled(playlist and not busy)
+        self.previous_track.setEnabled(playlist and not busy)
+        live_audio = phase == Phase.LIVE and host.settings.source.kind in ("system", "mic")
+        self.type_track.setVisible(live_audio)
+        if now := host.now_playing:
+            self.status_action.setText(f"{status_line(host)} · ♪ {ellipsize(now, 48)}")
         self._check_current()
 
     def _check_current(self) -> None:
         spec = self.host.settings.source
         self.source_menu.setTitle(f"Source: {ellipsize(spec.short_label, 32)}")
-        self.open_file.setText("Open file…")
+        self.open_file.setText("Open file or playlist…")
+        self.open_folder.setText("Open folder…")
         self.open_url.setText("Open URL…")
+        self.shuffle.blockSignals(True)
+        self.shuffle.setChecked(spec.shuffle)
+        self.shuffle.blockSignals(False)
         match spec.kind:
             case "system":
                 self.system.setChecked(True)
             case "demo":
                 self.demo.setChecked(True)
             case "file":
-                self.open_file.setText(f"Open file… ({spec.short_label})")
+                self.open_file.setText(f"Open file or playlist… ({spec.short_label})")
+                self.open_file.setChecked(True)
+            case "playlist" if os.path.isdir(spec.location):
+                self.open_folder.setText(f"Open folder… ({spec.short_label})")
+                self.open_folder.setChecked(True)
+            case "playlist":
+                self.open_file.setText(f"Open file or playlist… ({spec.short_label})")
                 self.open_file.setChecked(True)
             case "url":
                 self.open_url.setText(f"Open URL… ({ellipsize(spec.location, 40)})")
@@ -235,6 +265,18 @@ class PartyMenu(QObject):
     def _pick_file(self) -> None:
         self._check_current()  # stays on the current source until a file is chosen
         self.open_file_requested.emit()
+
+    def _pick_folder(self) -> None:
+        self._check_current()
+        self.open_folder_requested.emit()
+
+    def _toggle_shuffle(self, on: bool) -> None:
+        """Remembered with the source; a playing list starts over in the new order."""
+        spec = replace(self.host.settings.source, shuffle=on)
+        if spec.kind == "playlist":
+            self.source_chosen.emit(spec)
+        else:  # nothing to reorder now: kept for the next list
+            self.host.update_settings(replace(self.host.settings, source=spec))
 
     def _pick_url(self) -> None:
         self._check_current()

@@ -242,7 +242,11 @@ class QrWindow(QWidget):
         color, word = PILL[phase]
         if phase == Phase.LIVE and host.problem:  # phones stay connected, the source broke
             color, word = "#fbbf24", "Live, source problem"
+        elif phase == Phase.STARTING and host.url:  # the QR code works: phones wait on the page
+            word = "Warming up…"
         detail = host.source_label if host.running else host.settings.source.short_label
+        if host.now_playing:  # what the guests hear beats where it comes from
+            detail = f"♪ {host.now_playing}"
         self.pill.setText(
             f'<span style="color:{color}">●</span>&nbsp; {word} &nbsp;·&nbsp; {_html(detail)}'
         )

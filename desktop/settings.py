@@ -93,9 +93,9 @@ def _source(value: Any) -> SourceSpec:
     location, device = value.get("location", ""), value.get("device")
     if not isinstance(location, str) or not (device is None or isinstance(device, str)):
         raise ValueError("bad source")
-    if value["kind"] in ("file", "url") and not location:
+    if value["kind"] in ("file", "playlist", "url") and not location:
         raise ValueError("source without a location")
-    return SourceSpec(value["kind"], location, device)
+    return SourceSpec(value["kind"], location, device, shuffle=value.get("shuffle") is True)
 
 
 def _int_in(low: int, high: int):

@@ -88,6 +88,10 @@ class Shell(QObject):
         m.source_chosen.connect(self.choose_source)
         m.open_file_requested.connect(self.ask_file)
         m.open_url_requested.connect(self.ask_url)
+        m.open_folder_requested.connect(self.ask_folder)
+        m.next_track.triggered.connect(lambda: self.spawn(host.skip(1), "next-track"))
+        m.previous_track.triggered.connect(lambda: self.spawn(host.skip(-1), "previous-track"))
+        m.type_track.triggered.connect(self.ask_track)
         m.show_qr.triggered.connect(self.window.present)
         m.show_listeners.triggered.connect(self.listeners.present)
         m.open_player.triggered.connect(self.open_player)
@@ -132,6 +136,8 @@ class Shell(QObject):
         self.menu.refresh_devices(force=True)
         if self.host.settings.start_on_launch:
             self.toggle()
+        else:
+            self.spawn(self.host.prepare(), "prepare")  # so that Start is instant
 
     def request_quit(self) -> None:
         """Quit (menu, window close, first Ctrl+C/SIGTERM); asked twice, quit at once."""
@@ -144,7 +150,7 @@ class Shell(QObject):
 
     async def _quit(self) -> None:
         try:
-            await self.host.stop()
+            await self.host.close()
         finally:
             self.window.hide()
             self.listeners.hide()
@@ -176,8 +182,26 @@ class Shell(QObject):
         self.dialog = dialogs.open_file(self._parent(), start, self._file_chosen)
 
     def _file_chosen(self, path: str) -> None:
+        if path:  # a music file, or an M3U/M3U8/PLS playlist
+            spec = SourceSpec.parse(path)
+            self.choose_source(replace(spec, shuffle=self.host.settings.source.shuffle))
+
+    def ask_track(self) -> None:
+        self.dialog = dialogs.type_track(self._parent(), self.host.now_playing, self._track_typed)
+
+    def _track_typed(self, text: str) -> None:
+        if text.strip():
+            self.spawn(self.host.set_track(text), "set-track")
+
+    def ask_folder(self) -> None:
+        current = self.host.settings.source
+        start = current.location if current.kind == "playlist" else ""
+        self.dialog = dialogs.open_folder(self._parent(), start, self._folder_chosen)
+
+    def _folder_chosen(self, path: str) -> None:
         if path:
-            self.choose_source(SourceSpec("file", path))
+            shuffle = self.host.settings.source.shuffle
+            self.choose_source(SourceSpec("playlist", path, shuffle=shuffle))
 
     def ask_url(self) -> None:
         current = self.host.settings.source

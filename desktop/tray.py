@@ -25,6 +25,8 @@ _ICONS = {
 
 def tooltip(host: PartyHost) -> str:
     lines = [host.name, status_line(host)]
+    if host.now_playing:
+        lines.append(f"♪ {host.now_playing}")
     if host.running:
         lines.append(host.source_label)
     if problem := host.problem:

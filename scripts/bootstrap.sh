@@ -18,7 +18,7 @@ SYSTEM_TEST_PACKAGES="xvfb trayer xdotool x11-utils imagemagick zbar-tools libxc
   libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0
   libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libegl1 libgl1 libfontconfig1 libdbus-1-3
   pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng sox chromium
-  procps iproute2"
+  procps iproute2 ethtool dbus-daemon"
 
 if [ "${1:-}" = "--test" ] && command -v apt-get >/dev/null; then
   missing=$(for p in $SYSTEM_TEST_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
@@ -50,9 +50,14 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
-if [ "${1:-}" = "--test" ] && [ -f tests/browser/package-lock.json ]; then
-  lock=$(md5sum tests/browser/package-lock.json | cut -c1-12)
-  if [ ! -f "tests/browser/node_modules/.lock-$lock" ]; then
-    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && touch "node_modules/.lock-$lock")
-  fi
+# Node packages for tests: the browser driver, and the web bundle's build (its test checks
+# that the committed bundle is a fresh build with every patch applied).
+if [ "${1:-}" = "--test" ]; then
+  for dir in tests/browser resources/web; do
+    [ -f "$dir/package-lock.json" ] || continue
+    lock=$(md5sum "$dir/package-lock.json" | cut -c1-12)
+    if [ ! -f "$dir/node_modules/.lock-$lock" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch "node_modules/.lock-$lock")
+    fi
+  done
 fi

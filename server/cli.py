@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import replace
 
 import segno
 
@@ -27,7 +28,11 @@ def build_parser(prog: str = "partystream serve") -> argparse.ArgumentParser:
     parser.add_argument(
         "source",
         nargs="?",
-        help="a music file, an http(s) URL, 'system' (what this computer plays), 'mic', or 'demo'",
+        help="a music file, a folder or M3U/M3U8/PLS playlist, an http(s) URL, "
+        "'system' (what this computer plays), 'mic', or 'demo'",
+    )
+    parser.add_argument(
+        "--shuffle", action="store_true", help="play a folder or playlist in random order"
     )
     parser.add_argument("--demo", action="store_true", help="play the built-in demo music")
     parser.add_argument("--device", help="capture device name for 'mic'")
@@ -69,8 +74,12 @@ def parse_source(args: argparse.Namespace) -> SourceSpec:
     if args.source in ("system", "mic"):
         return SourceSpec(args.source, device=args.device)
     spec = SourceSpec.parse(args.source)
-    if spec.kind == "file" and not os.path.isfile(os.path.expanduser(spec.location)):
+    if spec.kind in ("file", "playlist") and not os.path.exists(os.path.expanduser(spec.location)):
         raise ConfigError(f"File not found: {spec.location}")
+    if args.shuffle:
+        if spec.kind != "playlist":
+            raise ConfigError("--shuffle works with a folder or a playlist file.")
+        spec = replace(spec, shuffle=True)
     return spec
 
 
@@ -82,6 +91,7 @@ class Console:
         self.tty = stream.isatty()
         self._last = ""
         self._live = False  # no status lines before the banner
+        self._track: dict | None = None
 
     def banner(self, status: PartyStatus) -> None:
         pin = status.access.get("pin")
@@ -99,6 +109,7 @@ class Console:
     def status_line(self, status: PartyStatus) -> None:
         if status.state != Phase.LIVE or not self._live:
             return
+        self.now_playing(status.now_playing)
         count = "…" if status.listeners is None else str(status.listeners)
         alive = sum(1 for w in status.workers if w.get("alive"))
         line = f"Listeners: {count}  (servers up: {alive}/{len(status.workers)})"
@@ -109,6 +120,16 @@ class Console:
             print(f"\r\033[K{line}", end="", file=self.out, flush=True)
         else:
             print(line, file=self.out, flush=True)
+
+    def now_playing(self, track: dict | None) -> None:
+        """One line per track the guests hear (never a path: these are the phones' titles)."""
+        if not track or track == self._track:
+            return
+        self._track = track
+        title = track.get("title") or track.get("label") or ""
+        line = " — ".join(part for part in (title, track.get("artist") or "") if part)
+        if line:
+            self.event("info", f"♪ Now playing: {line}")
 
     def event(self, level: str, message: str) -> None:
         prefix = {"error": "Error: ", "warning": "Note: "}.get(level, "")

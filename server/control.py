@@ -1,9 +1,13 @@
 """PartyController: the one API the tray app and the CLI use to run a party.
 
 It owns the coordinator process and talks to it over a loopback link, so nothing here ever
-blocks an event loop (Qt's included). Each outcome arrives once, on one channel: status
-snapshots go to status listeners, things the host should be told go to event listeners, and
-a command's result is what the command returns or raises (never also an event).
+blocks an event loop (Qt's included). `prepare()` spawns the coordinator and its workers
+ahead of time (they import the protocol library, link up and wait, using no CPU), so that
+`start()` only has to open ports: the tray app prepares at launch and after each party.
+
+Each outcome arrives once, on one channel: status snapshots go to status listeners, things
+the host should be told go to event listeners, and a command's result is what the command
+returns or raises (never also an event).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from server import ipc
+from server import ipc, netinfo
 from server.access import clean_pin
 from server.child import Child
 from server.config import PartyConfig
@@ -24,11 +28,15 @@ from server.messages import (
     Fatal,
     Hello,
     ListenerAction,
+    Message,
     Ready,
     Roster,
     SetAccess,
     SetSource,
+    SetTrack,
+    Skip,
     SourceResult,
+    Start,
     Status,
     Stop,
     serve_link,
@@ -41,6 +49,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 45.0
 COMMAND_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 8.0
+PREPARED_STOP_S = 1.5  # time for a warm coordinator to stop its warm workers
 
 
 def _run_coordinator(*args: Any) -> None:
@@ -66,6 +75,7 @@ class PartyStatus:
     listeners: int | None = None  # None: no real figure yet (never a made-up minimum)
     workers: list[dict[str, Any]] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
+    now_playing: dict[str, Any] | None = None  # the track heard now (title, artist, ...)
     message: str | None = None
     level: dict[str, float] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +99,7 @@ class PartyController:
         self._status_listeners: list[StatusListener] = []
         self._event_listeners: list[EventListener] = []
         self._child: Child | None = None
+        self._start_with: SourceSpec | None = None  # sent as soon as the coordinator links up
         self._link: ipc.Link | None = None
         self._link_server: asyncio.Server | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -131,35 +142,57 @@ class PartyController:
 
     @property
     def running(self) -> bool:
-        return self._child is not None and self._child.alive
+        """A party (not just a prepared one) has processes."""
+        return self._child is not None and self._child.alive and self.phase is not Phase.IDLE
+
+    @property
+    def prepared(self) -> bool:
+        return self._child is not None and self._child.alive and self.phase is Phase.IDLE
 
     @property
     def pid(self) -> int | None:
         return self._child.pid if self._child else None
 
     # -- commands ----------------------------------------------------------------------
-    async def start(self, source: SourceSpec) -> PartyStatus:
-        """Start the coordinator and its workers; returns once phones can join.
+    async def prepare(self) -> None:
+        """Spawn the coordinator and warm its workers up now, so that start() is instant."""
+        if self._child is None:
+            await self._spawn()
 
-        Raises PartyError with a plain-language reason (bad source, no free port, ...)
-        and leaves no process behind in that case.
-        """
-        if self._child is not None:
-            raise PartyError("The party is already running.")
+    async def _spawn(self) -> None:
         self._closed.clear()
-        self._ready = asyncio.get_running_loop().create_future()
-        self._set_status(PartyStatus(state=Phase.STARTING, name=self.config.name))
         token = ipc.new_token()
         self._link_server, link_port = await ipc.listen(token, self._on_link)
         self._child = Child(
             "coordinator",
             _run_coordinator,
-            (self.config.to_dict(), source.to_dict(), link_port, token),
+            (self.config.to_dict(), link_port, token),
             daemon=False,  # it has children of its own; it exits when our link drops
             log_dir=self.config.log_dir,
         )
         self._child.start()
         self._tasks.spawn("watch", self._watch(self._child))
+
+    async def start(self, source: SourceSpec) -> PartyStatus:
+        """Start the party (from a prepared coordinator if there is one); returns once phones
+        can join. The QR code's address is in the status from the first moment.
+
+        Raises PartyError with a plain-language reason (bad source, no free port, ...)
+        and leaves no process behind in that case.
+        """
+        if self.running:
+            raise PartyError("The party is already running.")
+        if self._child is not None and not self._child.alive:  # a prepared one that died
+            await self._cleanup(Phase.IDLE)
+        self._ready = asyncio.get_running_loop().create_future()
+        self._set_status(
+            PartyStatus(state=Phase.STARTING, name=self.config.name, url=self._expected_url)
+        )
+        self._start_with = source
+        if self._child is None:
+            await self._spawn()
+        elif self._link is not None:
+            self._send_start()
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_S)
         except (TimeoutError, PartyError) as exc:
@@ -169,14 +202,37 @@ class PartyController:
             raise PartyError(why) from None
         return self.status
 
+    @property
+    def _expected_url(self) -> str:
+        cfg = self.config
+        return netinfo.expected_url(cfg.host, cfg.port, cfg.workers, cfg.public_host)
+
+    def _send_start(self) -> None:
+        if self._link is not None and self._start_with is not None:
+            self._link.send(Start(source=self._start_with.to_dict()))
+            self._start_with = None
+
     async def set_source(self, source: SourceSpec) -> None:
         """Switch what plays; on failure the current source keeps playing (PartyError)."""
+        await self._command(lambda rid: SetSource(id=rid, source=source.to_dict()))
+
+    async def skip(self, step: int) -> None:
+        """Next (1) or previous (-1) track of the playlist that plays (PartyError if none)."""
+        await self._command(lambda rid: Skip(id=rid, step=step))
+
+    async def set_track(self, title: str, artist: str = "") -> None:
+        """Tell the guests what plays, for live audio the OS cannot name (PartyError if the
+        source has tags of its own)."""
+        await self._command(lambda rid: SetTrack(id=rid, title=title, artist=artist))
+
+    async def _command(self, make: Callable[[int], Message]) -> None:
+        """Send a command and wait for its one SourceResult."""
         if self._link is None or not self.running:
             raise PartyError("The party is not running.")
         rid = next(self._ids)
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._replies[rid] = reply
-        self._link.send(SetSource(id=rid, source=source.to_dict()))
+        self._link.send(make(rid))
         try:
             error = await asyncio.wait_for(reply, COMMAND_TIMEOUT_S)
         except TimeoutError:
@@ -203,7 +259,10 @@ class PartyController:
         child = self._child
         if child is None:
             return
-        self._set_phase(Phase.STOPPING)
+        if self.phase is Phase.IDLE:  # a prepared coordinator goes quietly and quickly
+            timeout = PREPARED_STOP_S
+        else:
+            self._set_phase(Phase.STOPPING)
         if self._link is not None:
             self._link.send(Stop())
         await child.stop(timeout)
@@ -224,6 +283,7 @@ class PartyController:
             await link.close()
             return
         self._link = link
+        self._send_start()
         await serve_link(
             link,
             {
@@ -262,11 +322,13 @@ class PartyController:
         await child.wait(float("inf"))
         if self._child is not child:
             return
-        if self._ready is not None and not self._ready.done():
+        if self._ready is not None and not self._ready.done() and self.phase is Phase.STARTING:
             self._ready.set_exception(
                 PartyError(f"The party stopped while starting (exit code {child.exitcode}).")
             )
             return  # start() cleans up
+        if self.phase is Phase.IDLE:
+            log.warning("the prepared coordinator ended (exit code %s)", child.exitcode)
         if self.phase is Phase.LIVE:
             why = f"The party stopped unexpectedly (exit code {child.exitcode})."
             self._event("error", why)

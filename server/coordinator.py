@@ -1,7 +1,9 @@
 """The coordinator process: one source, many workers, one timeline.
 
-`run()` is the whole life: connect to the controller → start (ports, source, workers, front
-door) → serve (pump audio, answer commands, watch workers, publish status) → shut down.
+`run()` is the whole life: connect to the controller and warm the workers up → on Start:
+start (ports, source, front door, workers) → serve (pump audio, answer commands, watch
+workers, publish status) → shut down. Warming up first is what makes Start instant when the
+controller prepared the party in advance (the workers' imports take seconds).
 The parts do one job each: `Pump` (what plays, timestamps), `Supervisor` (workers),
 `FrontDoor` (the QR code's address), `StatusBoard` (what the party reports), `Timeline`.
 """
@@ -9,8 +11,10 @@ The parts do one job each: `Pump` (what plays, timestamps), `Supervisor` (worker
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server import ipc, netinfo
@@ -25,16 +29,20 @@ from server.messages import (
     Ready,
     SetAccess,
     SetSource,
+    SetTrack,
+    Skip,
     SourceResult,
+    Start,
     Status,
     serve_link,
-)  # fmt: skip
+)
+from server.nowplaying import Covers
 from server.phase import Phase
 from server.pump import Pump
 from server.sources.base import SourceError, SourceSpec
 from server.status import StatusBoard
 from server.supervisor import Supervisor
-from server.tasks import TaskGroup, first_completed, sleep_or_stop
+from server.tasks import TaskGroup, first_completed
 from server.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -45,11 +53,10 @@ class StartFailed(Exception):
 
 
 class Coordinator:
-    def __init__(self, config: PartyConfig, spec: SourceSpec, stop: asyncio.Event) -> None:
+    def __init__(self, config: PartyConfig, stop: asyncio.Event) -> None:
         self.config = config
         self.board = board = StatusBoard(config.name, config.port)
-        timeline = Timeline(config.live_lead_ms * 1000, int(config.buffer_s * 1_000_000))
-        board.pump = self.pump = Pump(spec, timeline, board.report, board.changed.set)
+        self.pump: Pump | None = None  # made on Start, when the source is known
         board.supervisor = self.supervisor = Supervisor(
             count=config.workers,
             host=config.host,
@@ -59,10 +66,17 @@ class Coordinator:
             report=board.report,
             on_change=self._on_workers_changed,
         )
-        self.front_door = FrontDoor(board.public, self.supervisor, self._live)
+        # A (re)started worker is told the access rules and what plays; covers are served by
+        # the front door too.
+        self.covers = Covers()
+        self.front_door = FrontDoor(board.public, self.supervisor, self._live, self.covers)
         board.desk = self.desk = ListenerDesk(
             config.pin, config.max_listeners, self.supervisor, board.changed.set
         )
+        self.supervisor.greeting = lambda: [
+            *self.desk.greeting(),
+            *(self.pump.greeting() if self.pump else []),
+        ]
         self.front_door.gate = self.desk.gate.join
         self.front_door.private = lambda: {**board.full(), **self.desk.private()}
         self._stop = stop
@@ -72,14 +86,24 @@ class Coordinator:
         return self.board.phase is Phase.LIVE
 
     def _on_workers_changed(self) -> None:
-        self.pump.listeners_changed.set()
+        if self.pump is not None:
+            self.pump.listeners_changed.set()
         self.board.changed.set()
 
     # -- the whole life ----------------------------------------------------------------------
     async def run(self, link_port: int, token: str) -> int:
         link = self.board.link = await ipc.connect(link_port, token, role="coordinator")
+        await self.supervisor.warm()
+        start: asyncio.Future[Start] = asyncio.get_running_loop().create_future()
+        await first_completed(
+            self._tasks.spawn("warm", serve_link(link, {Start: start.set_result}, until=start)),
+            self._tasks.spawn("stop", self._stop.wait()),
+        )
+        if not start.done():  # stopped while warm (SIGTERM, Stop, or the controller left)
+            await self._shutdown()
+            return 0
         try:
-            await self._start()
+            pump = await self._start(SourceSpec.from_dict(start.result().source))
         except StartFailed as exc:
             log.error("%s", exc)
             link.send(Fatal(text=str(exc)))
@@ -89,55 +113,60 @@ class Coordinator:
         link.send(Ready(status=self.board.full()))
         try:
             await first_completed(
-                self._tasks.spawn("pump", self.pump.run(self.supervisor, self._stop)),
+                self._tasks.spawn("pump", pump.run(self.supervisor, self._stop)),
                 self._tasks.spawn("control", self._control(link)),
                 self._tasks.spawn("stop", self._stop.wait()),
                 self._tasks.spawn("health", self.supervisor.watch(self._stop)),
-                self._tasks.spawn("all-workers-gone", self._watch_workers(link)),
                 drain_timeout=0.5,
             )
+            if self.supervisor.all_given_up:
+                message = "No listener server could keep running; the party stopped."
+                log.error(message)
+                link.send(Fatal(text=message))
         finally:
             await self._shutdown()
         return 0
 
-    async def _start(self) -> None:
+    async def _start(self, spec: SourceSpec) -> Pump:
+        """Ports, source and front door first (the QR code works from here on: early phones
+        wait on the page), then the warm workers open their ports."""
         cfg = self.config
-        base = netinfo.free_port_block(cfg.host, cfg.port, cfg.workers + 1)
+        base, self.board.url, warnings = netinfo.claim_address(cfg)
         if base is None:
             raise StartFailed(
                 f"Port {cfg.port} and the next ones are in use; choose another port."
             )
-        if base != cfg.port:
-            self.board.report(
-                "warning",
-                f"Port {cfg.port} is in use by another program; using port {base} instead.",
-            )
+        for warning in warnings:
+            self.board.report("warning", warning)
         self.board.port = base
         for handle in self.supervisor.workers:
             handle.port = base + 1 + handle.id
-        host, lan_warning = (cfg.public_host, None) if cfg.public_host else netinfo.lan_address()
-        if lan_warning:
-            self.board.report("warning", lan_warning)
-        self.board.url = f"http://{host}:{base}/"
+        timeline = Timeline(cfg.live_lead_ms * 1000, int(cfg.buffer_s * 1_000_000))
+        pump = Pump(spec, timeline, self.board.report, self.board.changed.set)
+        pump.covers = self.covers
         try:
-            await self.pump.open()
+            await pump.open()
         except SourceError as exc:
             raise StartFailed(str(exc)) from None
-        self._tasks.spawn("publish", self.board.publish(self._stop))
-        if await self.supervisor.start() == 0:
-            raise StartFailed("No listener server could start; see the log for details.")
+        self.board.pump = self.pump = pump
         try:
             await self.front_door.open(cfg.host, base)
         except OSError as exc:
             raise StartFailed(f"Cannot open port {base}: {exc.strerror or exc}") from None
+        self._tasks.spawn("publish", self.board.publish(self._stop))
+        if await self.supervisor.start() == 0:
+            raise StartFailed("No listener server could start; see the log for details.")
+        return pump
 
     async def _shutdown(self) -> None:
         self.board.phase = Phase.STOPPING
         self._stop.set()
         t0 = time.monotonic()
-        self.supervisor.send_all(Status(status=self.board.public()))
+        if self.pump is not None:
+            self.supervisor.send_all(Status(status=self.board.public()))
         await self._tasks.close(1.0)
-        await self.pump.close()
+        if self.pump is not None:
+            await self.pump.close()
         await self.supervisor.stop()
         await self.front_door.close()
         log.info("coordinator stopped in %.2fs", time.monotonic() - t0)
@@ -146,10 +175,21 @@ class Coordinator:
 
     # -- commands from the controller --------------------------------------------------------
     async def _control(self, link: ipc.Link) -> None:
+        assert self.pump is not None
+        pump = self.pump
+
+        async def switch(msg: SetSource) -> str | None:
+            error = await pump.switch(SourceSpec.from_dict(msg.source))
+            if error is None:
+                self.board.message = None
+            return error
+
         why = await serve_link(
             link,
             {
-                SetSource: Background(self._set_source),
+                SetSource: Background(self._answer(link, switch)),
+                Skip: Background(self._answer(link, lambda msg: pump.skip(msg.step))),
+                SetTrack: self._answer(link, lambda msg: pump.set_track(msg.title, msg.artist)),
                 SetAccess: self.desk.set_access,
                 ListenerAction: self.desk.act,
             },
@@ -157,32 +197,25 @@ class Coordinator:
         )
         log.info("controller link %s: shutting down", why)
 
-    async def _set_source(self, msg: SetSource) -> None:
-        spec = SourceSpec.from_dict(msg.source)
-        error = await self.pump.switch(spec)
-        if error is None:
-            self.board.message = None
-            log.info("now playing: %s", spec.label)
-        else:
-            log.warning("source switch failed: %s", error)
-        if self.board.link is not None:
-            self.board.link.send(SourceResult(id=msg.id, error=error))
+    @staticmethod
+    def _answer(link: ipc.Link, act: Callable[[Any], Any]) -> Callable[[Any], Awaitable[None]]:
+        """A command's one result: None when it worked, else why (for the host)."""
 
-    async def _watch_workers(self, link: ipc.Link) -> None:
-        """The party ends only when no worker can run any more."""
-        while not await sleep_or_stop(self._stop, 0.5):
-            if all(h.given_up for h in self.supervisor.workers):
-                message = "No listener server could keep running; the party stopped."
-                log.error(message)
-                link.send(Fatal(text=message))
-                return
+        async def handler(msg: Any) -> None:
+            result = act(msg)
+            error = await result if inspect.isawaitable(result) else result
+            if error:
+                log.warning("%s failed: %s", msg.TAG, error)
+            link.send(SourceResult(id=msg.id, error=error))
+
+        return handler
 
 
-def main(config: dict[str, Any], spec: dict[str, Any], link_port: int, token: str) -> None:
-    """Process entry point (spawned by PartyController)."""
+def main(config: dict[str, Any], link_port: int, token: str) -> None:
+    """Process entry point (spawned by PartyController, possibly long before Start)."""
     cfg = PartyConfig.from_dict(config)
 
     async def run(stop: asyncio.Event) -> int:
-        return await Coordinator(cfg, SourceSpec.from_dict(spec), stop).run(link_port, token)
+        return await Coordinator(cfg, stop).run(link_port, token)
 
     child_main("coordinator", cfg.log_dir, run)

@@ -1,6 +1,7 @@
 """The front door (base port): the address in the QR code.
 
-It serves the web player and the party-wide /api/status, and /api/join sends each new phone
+It serves the web player, the party-wide /api/status and the covers of what plays
+(/api/artwork/<key>), and /api/join sends each new phone
 to the least-loaded live worker. Phones sent to a worker but not yet in its count still
 weigh on it for JOIN_GRACE_S, so a burst of scans spreads over the workers.
 """
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web as aioweb
 
 from server import web
+from server.nowplaying import Covers
 from server.supervisor import Supervisor, WorkerHandle
 
 JOIN_GRACE_S = 10.0
@@ -34,8 +36,9 @@ def pick(live: Sequence[WorkerHandle], now: float) -> WorkerHandle | None:
 class FrontDoor:
     def __init__(
         self, status: Callable[[], dict[str, Any]], supervisor: Supervisor,
-        accepting: Callable[[], bool],
+        accepting: Callable[[], bool], covers: Covers,
     ) -> None:  # fmt: skip
+        self._covers = covers
         self._status = status
         self._supervisor = supervisor
         self._accepting = accepting
@@ -54,9 +57,9 @@ class FrontDoor:
 
     async def open(self, host: str, port: int) -> None:
         """Start serving; raises OSError when the port is taken."""
-        self._runner = await web.serve(
-            web.make_app(self._status, self.join, gate=self.gate, private=self.private), host, port
-        )
+        app = web.make_app(self._status, self.join, gate=self.gate, private=self.private)
+        app.router.add_get(Covers.ROUTE, self._covers.handle)
+        self._runner = await web.serve(app, host, port)
 
     async def close(self) -> None:
         if self._runner is not None:

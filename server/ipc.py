@@ -24,6 +24,7 @@ _PREFIX = struct.Struct(">II")
 MAX_HEADER = 64 * 1024
 MAX_PAYLOAD = 1024 * 1024
 HELLO_TIMEOUT = 5.0
+MAX_PENDING_HELLOS = 16  # our own children link up a few at a time
 
 
 class LinkClosed(ConnectionError):
@@ -106,15 +107,25 @@ class Link:
 async def listen(
     token: str, on_link: Callable[[Link, Hello], Awaitable[None]]
 ) -> tuple[asyncio.Server, int]:
-    """Accept links on 127.0.0.1 (ephemeral port); only Hellos with `token` get through."""
+    """Accept links on 127.0.0.1 (ephemeral port); only Hellos with `token` get through, and
+    at most MAX_PENDING_HELLOS connections may be waiting to say one (a local program that
+    floods the port cannot hold our descriptors)."""
+    pending = 0
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal pending
         link = Link(reader, writer)
+        if pending >= MAX_PENDING_HELLOS:
+            link.abort()
+            return
+        pending += 1
         try:
             hello = await asyncio.wait_for(link.recv(), HELLO_TIMEOUT)
         except (LinkClosed, TimeoutError):
             await link.close()
             return
+        finally:
+            pending -= 1
         if not isinstance(hello, Hello) or not hmac.compare_digest(str(hello.token), token):
             await link.close()
             return

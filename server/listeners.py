@@ -39,7 +39,6 @@ class ListenerDesk:
         self._roster_dirty = False
         self._pushed_at = 0.0
         supervisor.extra_handlers[Roster] = self._on_roster
-        supervisor.on_ready = self._send_rules
 
     # -- what the host sees ----------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
@@ -111,6 +110,7 @@ class ListenerDesk:
         self._supervisor.send_all(Access(rules=self.rules.to_dict()))
         self._changed()
 
-    def _send_rules(self, handle: WorkerHandle) -> None:
-        if handle.link is not None:
-            handle.link.send(Access(rules=self.rules.to_dict()))
+    def greeting(self) -> list[Access]:
+        """For each worker as it becomes ready (Supervisor.greeting): until these rules
+        arrive it admits nobody."""
+        return [Access(rules=self.rules.to_dict())]

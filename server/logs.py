@@ -23,12 +23,15 @@ THROTTLE_BURST = 3  # identical messages logged per window; the rest are counted
 THROTTLE_KEYS = 512  # distinct messages remembered (bounded: keys come from stray input)
 # Errors a peer causes by sending junk or vanishing: a line, not a traceback.
 _EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, EOFError)
-try:
-    from aiohttp.http_exceptions import HttpProcessingError
 
-    _EXPECTED_ERRORS += (HttpProcessingError,)
-except ImportError:  # pragma: no cover - aiohttp is a dependency of every process
-    pass
+
+def _expected(exc: BaseException | None) -> bool:
+    """A peer's doing. aiohttp's errors count only where aiohttp is loaded already (the
+    party's processes): the tray app must not import it just to start."""
+    if isinstance(exc, _EXPECTED_ERRORS):
+        return True
+    http = sys.modules.get("aiohttp.http_exceptions")
+    return http is not None and isinstance(exc, http.HttpProcessingError)
 
 
 class Throttle(logging.Filter):
@@ -71,7 +74,7 @@ class QuietExpected(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, _EXPECTED_ERRORS):
+        if _expected(exc):
             record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
             record.args = None
             record.exc_info = None

@@ -1,9 +1,12 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
-controller ⇄ coordinator: Hello, Ready, Status, Event, Fatal, SetSource → SourceResult, Stop,
+controller ⇄ coordinator: Hello, Start → Ready | Fatal, Status, Event,
+                          SetSource | Skip | SetTrack → SourceResult, Stop,
                           SetAccess, ListenerAction; Roster (the host's per-phone rows).
-coordinator ⇄ worker:     Hello, Ready, Failed, Count, Pong ← Ping, Pcm, Reset, Status, Stop;
-                          Roster ← Access, ListenerAction.
+coordinator ⇄ worker:     Hello, Serve → Ready | Failed, Count, Ping → Pong, Pcm, Reset,
+                          NowPlaying, Status, Stop; Roster ← Access, ListenerAction.
+Children start warm: they import everything and link up, then wait for Start / Serve, so a
+party prepared in advance goes live in well under a second.
 
 A message is a small frozen dataclass; its wire form is a JSON header {"t": tag, ...fields}
 plus an optional raw payload (only `Pcm` has one: audio never goes through JSON). Decoding
@@ -12,6 +15,7 @@ checks the tag and the field names, so a peer that speaks anything else is cut o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import json
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from server.ipc import Link
+    from server.nowplaying import Track
     from server.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,22 @@ class Hello(Message):
     token: str
     role: str  # "coordinator" | "worker"
     id: int = 0
+
+
+@_message
+class Start(Message):
+    """Controller → a warm coordinator: go live with this source."""
+
+    source: dict[str, Any]
+
+
+@_message
+class Serve(Message):
+    """Coordinator → a warm worker: open your port and serve phones."""
+
+    host: str
+    port: int
+    name: str
 
 
 @_message
@@ -107,6 +128,23 @@ class SourceResult(Message):
 
 
 @_message
+class Skip(Message):
+    """Next (step 1) or previous (step -1) track of a playlist; answered by a SourceResult."""
+
+    id: int
+    step: int
+
+
+@_message
+class SetTrack(Message):
+    """What the host typed is playing (live audio whose player the OS cannot tell us)."""
+
+    id: int
+    title: str
+    artist: str = ""
+
+
+@_message
 class Stop(Message):
     """Shut down gracefully (bounded by the sender's patience)."""
 
@@ -122,7 +160,38 @@ class Pcm(Message):
 
 @_message
 class Reset(Message):
-    """A new timeline starts: drop audio queued on the old one."""
+    """A new timeline starts: drop audio queued on the old one. `jump`: the audio goes
+    elsewhere (switch, skip), so tracks waiting for the dropped audio never play; otherwise
+    (resume after idle) the source goes on where it was and the newest of them plays now."""
+
+    jump: bool = False
+
+
+@_message
+class NowPlaying(Message):
+    """The track heard from play time `ts` on (µs, protocol clock; 0 = at once). The cover
+    image travels raw, like PCM."""
+
+    PAYLOAD: ClassVar[str | None] = "artwork"
+    ts: int
+    title: str = ""
+    artist: str = ""
+    album: str = ""
+    duration_ms: int | None = None
+    label: str = ""
+    artwork_mime: str = ""
+    artwork: bytes = b""
+
+    @classmethod
+    def of(cls, ts: int, track: Track) -> NowPlaying:
+        return cls(ts=ts, **dataclasses.asdict(track))
+
+    def track(self) -> Track:
+        from server.nowplaying import Track
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.pop("ts")
+        return Track(**fields)
 
 
 @_message
@@ -227,14 +296,18 @@ Handler = Callable[[Any], Awaitable[None] | None] | Background
 
 
 async def serve_link(
-    link: Link, handlers: Mapping[type[Message], Handler], tasks: TaskGroup | None = None
+    link: Link,
+    handlers: Mapping[type[Message], Handler],
+    tasks: TaskGroup | None = None,
+    *,
+    until: asyncio.Future[Any] | None = None,
 ) -> str:
-    """Read messages and dispatch them by type until the link closes ("closed") or a Stop
-    arrives that nobody handles ("stop"). Handlers run in arrival order; async ones are
-    awaited inline unless wrapped in Background."""
+    """Read messages and dispatch them by type until the link closes ("closed"), a Stop
+    arrives that nobody handles ("stop") or a handler settled `until` ("done"). Handlers run
+    in arrival order; async ones are awaited inline unless wrapped in Background."""
     from server.ipc import LinkClosed
 
-    while True:
+    while until is None or not until.done():
         try:
             msg = await link.recv()
         except LinkClosed:
@@ -252,3 +325,4 @@ async def serve_link(
         result = handler(msg)
         if inspect.isawaitable(result):
             await result
+    return "done"

@@ -11,6 +11,8 @@ import sys
 
 import ifaddr
 
+from server.config import PartyConfig
+
 NO_LAN_MESSAGE = (
     "This computer is not connected to a network: phones cannot join until it is on the "
     "same Wi-Fi or LAN. Showing a local address for now."
@@ -71,3 +73,24 @@ def free_port_block(host: str, base: int, count: int, attempts: int = 20) -> int
             return port
         port += count
     return None
+
+
+def expected_url(host: str, port: int, workers: int, public_host: str | None) -> str:
+    """The address the party will have (the coordinator confirms it, or moves the port if
+    another program takes it meanwhile): lets the QR code show the moment Start is pressed."""
+    base = free_port_block(host, port, workers + 1) or port
+    return f"http://{public_host or lan_address()[0]}:{base}/"
+
+
+def claim_address(cfg: PartyConfig) -> tuple[int | None, str, list[str]]:
+    """(front door port or None if no block is free, the party URL, warnings for the host)."""
+    warnings = []
+    base = free_port_block(cfg.host, cfg.port, cfg.workers + 1)
+    if base is not None and base != cfg.port:
+        warnings.append(
+            f"Port {cfg.port} is in use by another program; using port {base} instead."
+        )
+    host, lan_warning = (cfg.public_host, None) if cfg.public_host else lan_address()
+    if lan_warning:
+        warnings.append(lan_warning)
+    return base, f"http://{host}:{base}/", warnings

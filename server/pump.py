@@ -1,8 +1,10 @@
 """The pump: reads the one source and fans every chunk out to all workers with its play time.
 
-It owns what plays (the source, switching it, falling back to silence when it breaks) and
-the timeline policy's side effects (a Reset before each new timeline, pacing files and URLs
-to a bounded lead). While nobody listens it stops reading, and releases live devices.
+It owns what plays (the source, switching it, skipping a playlist's track, falling back to
+silence when it breaks), what the guests are told is playing (a NowPlaying stamped with the
+play time of the first chunk it belongs to), and the timeline policy's side effects (a Reset
+before each new timeline, pacing files and URLs to a bounded lead). While nobody listens it
+stops reading, and releases live devices.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any, Protocol
 from server import clock, sources
 from server.ipc import frame
 from server.level_meter import LevelMeter
-from server.messages import Message, Pcm, Reset
+from server.messages import Message, NowPlaying, Pcm, Reset
+from server.nowplaying import Covers, Schedule, Track
+from server.sources import media_session
 from server.sources.base import Report, Source, SourceError, SourceSpec
 from server.tasks import sleep_or_stop
 from server.timeline import Timeline
@@ -48,12 +52,19 @@ class Pump:
         self.level = LevelMeter()
         self.timeline = timeline
         self.listeners_changed = asyncio.Event()
+        self.tracks: Schedule[Track] = Schedule()  # what phones hear now / will hear soon
+        self.covers = Covers()  # served by the front door
         self._report = report
         self._on_change = on_change
+        self._generation = 0  # bumped by a switch or skip: audio read before it is void
+        self._announce = True  # the next chunk carries a NowPlaying even if none was made
+        self._jumped_to: Track | None = None  # first track after a skip, until it is heard
+        self._media: asyncio.Task[None] | None = None  # the host's media player, for system audio
 
     async def open(self) -> None:
         """Open the first source; SourceError tells the host why it cannot play."""
         self.source = await self._open(self.spec)
+        self._follow_media()
 
     async def _open(self, spec: SourceSpec) -> Source:
         source = sources.create(spec, self._report)
@@ -69,15 +80,86 @@ class Pump:
             return str(exc)
         old, self.source, self.spec = self.source, new, spec
         self.failed = False
-        self.timeline.restart()
+        self._new_timeline()
         if old is not None:
             await old.close()
+        self._follow_media()
         self._on_change()
         return None
 
+    async def skip(self, step: int) -> str | None:
+        """Next/previous track of a playlist, heard at once; why not, for other sources."""
+        source = self.source
+        skip = getattr(source, "skip", None)
+        if skip is None or self.failed:
+            return "Next and previous work when a playlist or folder plays."
+        await skip(step, self._skip_from())
+        self._new_timeline()
+        return None
+
+    def _skip_from(self) -> Track | None:
+        """The track a next/previous counts from: the one heard, or, after a skip not heard
+        yet, its target (so "next, next" moves two tracks). None: the source's own position
+        (a skip whose first chunk has not even been read)."""
+        self.heard(clock.now_us())
+        if self._announce:
+            return None
+        if self._jumped_to is not None:
+            return self._jumped_to
+        pending = self.tracks.pending()
+        return self.tracks.current or (pending[0][1] if pending else None)
+
+    def _new_timeline(self) -> None:
+        self._generation += 1
+        self._announce = True
+        self.timeline.restart()
+
+    def greeting(self) -> list[Message]:
+        """What a (re)started worker needs to show the right track: the current one at once,
+        then those still waiting for their audio."""
+        msgs: list[Message] = []
+        if self.tracks.current is not None:
+            msgs.append(NowPlaying.of(0, self.tracks.current))
+        msgs += [NowPlaying.of(ts, track) for ts, track in self.tracks.pending()]
+        return msgs
+
     async def close(self) -> None:
+        if self._media is not None:
+            self._media.cancel()
         if self.source is not None:
             await self.source.close()
+
+    # -- titles for live audio -------------------------------------------------------------
+    def _follow_media(self) -> None:
+        """System audio has no tags: follow what the host's media player says it plays."""
+        if self._media is not None:
+            self._media.cancel()
+            self._media = None
+        if self.spec.kind != "system":
+            return
+        watch = media_session.platform_watch(self._live_track)
+        if watch is not None:
+            self._media = asyncio.create_task(self._run_watch(watch), name="media-titles")
+
+    @staticmethod
+    async def _run_watch(watch: media_session.Watch) -> None:
+        try:
+            await watch.run()
+        except Exception as exc:  # no session bus, no player API: titles stay unknown
+            log.info("media-player titles unavailable: %s", exc)
+
+    def _live_track(self, track: Track) -> None:
+        """A title for live audio (from the media player, or typed by the host): it applies
+        to the audio captured from now on."""
+        if self.source is not None and self.source.live:
+            self.source.announce(track)
+
+    def set_track(self, title: str, artist: str) -> str | None:
+        """The host typed what is playing (where the OS cannot tell us); why not, if not."""
+        if self.source is None or not self.source.live:
+            return "You can type what is playing for system audio or a microphone."
+        self._live_track(Track(title=title.strip(), artist=artist.strip()))
+        return None
 
     def stats(self) -> dict[str, Any]:
         return {"chunks": self.chunks_sent, **(self.source.stats() if self.source else {})}
@@ -88,7 +170,7 @@ class Pump:
             if workers.listening() == 0:
                 await self._idle(workers, stop)
                 continue
-            source = self.source
+            source, generation = self.source, self._generation
             assert source is not None
             try:
                 chunk = await asyncio.wait_for(source.read(), STALL_CHECK_S)
@@ -98,20 +180,46 @@ class Pump:
                 if source is self.source:  # not the old source, closed by a switch
                     await self._fail(str(exc))
                 continue
-            if source is not self.source:
+            if source is not self.source or generation != self._generation:
                 continue  # switched while this read was in flight: drop the old audio
             now = clock.now_us()
             ts, new_timeline = self.timeline.next(now, len(chunk), source.live)
             if new_timeline:
                 # Workers drop audio queued on the old timeline, so phones never hear two
                 # overlapping ones (a switch is heard at once).
-                workers.send_all(Reset())
+                workers.send_all(Reset(jump=self._announce))
+                if self.tracks.new_timeline(jump=self._announce):
+                    self._on_change()
+            self._stamp_track(workers, source, ts)
             workers.send_all(frame(Pcm(ts=ts, pcm=chunk)), droppable=True)
             self.chunks_sent += 1
             self.level.add(chunk)
             wait_us = self.timeline.wait_us(clock.now_us(), source.live)
             if wait_us:
                 await sleep_or_stop(stop, wait_us / 1_000_000)
+
+    def _stamp_track(self, workers: Workers, source: Source, ts: int) -> None:
+        """A track change the source announced (or, after a switch, at least the source's
+        name) takes effect when this chunk plays."""
+        track = source.take_track()
+        jump, self._announce = self._announce, False
+        if track is None and jump:
+            track = Track()
+        if track is None:
+            return
+        track = track.with_label(source.spec.short_label)
+        if jump:
+            self._jumped_to = track
+        self.tracks.add(ts, track)
+        self.covers.add(track)
+        workers.send_all(NowPlaying.of(ts, track))
+
+    def heard(self, now_us: int) -> bool:
+        """Move the tracks whose audio now plays to `tracks.current`; True when it changed."""
+        changed = self.tracks.due(now_us)
+        if self._jumped_to is not None and self.tracks.current is self._jumped_to:
+            self._jumped_to = None
+        return changed
 
     async def _idle(self, workers: Workers, stop: asyncio.Event) -> None:
         """Nobody listens: stop decoding (and release live devices) until someone does."""
@@ -137,3 +245,4 @@ class Pump:
         if self.source is not None:
             await self.source.close()
         self.source = await self._open(SourceSpec("silence"))
+        self._announce = True

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from server import ipc
+from server import clock, ipc
 from server.messages import Event, Status
 from server.phase import Phase
 from server.tasks import sleep_or_stop
@@ -70,15 +70,24 @@ class StatusBoard:
             "listeners": self.supervisor.total_listeners(),
             "workers": [h.public() for h in self.supervisor.workers],
             "source": {"kind": self.pump.spec.kind, "label": self.pump.spec.short_label},
+            "now_playing": self._now_playing(),
             "url": self.url,
             "message": None,
         }
+
+    def _now_playing(self) -> dict[str, Any] | None:
+        """The track the guests hear now (not the one decoded ahead), without its image."""
+        assert self.pump is not None
+        track = self.pump.tracks.current
+        return None if track is None else track.public()
 
     async def publish(self, stop: asyncio.Event) -> None:
         """Until `stop`: the full status to the controller, the public one to the workers."""
         assert self.pump is not None and self.supervisor is not None
         last_public: dict[str, Any] | None = None
         while not stop.is_set():
+            if self.pump.heard(clock.now_us()):
+                self.changed.set()
             level = self.pump.level.take()
             if level != self._level:
                 self._level = level

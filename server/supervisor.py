@@ -20,9 +20,20 @@ from typing import Any
 
 from server import ipc
 from server.child import Child
-from server.messages import Count, Failed, Hello, Message, Ping, Pong, Ready, Stop, serve_link
+from server.messages import (
+    Count,
+    Failed,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    Ready,
+    Serve,
+    Stop,
+    serve_link,
+)
 from server.sources.base import Report
-from server.tasks import TaskGroup, sleep_or_stop
+from server.tasks import sleep_or_stop
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
@@ -40,6 +51,7 @@ BACKOFF_MAX_S = 10.0
 CRASH_WINDOW_S = 60.0
 MAX_CRASHES_IN_WINDOW = 5
 STOP_GRACE_S = 3.0
+WARM_STOP_GRACE_S = 0.3
 
 
 def _run_worker(*args: Any) -> None:
@@ -118,18 +130,32 @@ class Supervisor:
         self._link_server: asyncio.Server | None = None
         self._link_port = 0
         self._settled = asyncio.Event()
-        self._tasks = TaskGroup("supervisor")
         self._ping = 0
+        self._serving = False
+        self.greeting: Callable[[], list[Message]] = list  # sent to each worker when ready
         # More of the workers' messages, for other parts of the coordinator (server/listeners.py).
         self.extra_handlers: dict[type[Message], Callable[[WorkerHandle, Any], None]] = {}
-        self.on_ready: Callable[[WorkerHandle], None] | None = None
 
     # -- startup ---------------------------------------------------------------------------
-    async def start(self) -> int:
-        """Spawn every worker and wait until each is ready or has failed (bounded)."""
+    async def warm(self) -> None:
+        """Spawn every worker now; each imports the protocol library, links up and waits for
+        `start()` (the slow part of starting a party, done before the host presses Start)."""
+        if self._link_server is not None:
+            return
         self._link_server, self._link_port = await ipc.listen(self._token, self._on_link)
         for handle in self.workers:
             self._spawn(handle)
+
+    async def start(self) -> int:
+        """Have every worker serve on its port; wait until each is ready or has failed
+        (bounded). Returns how many serve."""
+        await self.warm()
+        self._serving = True
+        for handle in self.workers:
+            if handle.child is not None and not handle.child.alive:  # died while warm
+                self._spawn(handle)
+            elif handle.link is not None:
+                handle.link.send(self._serve_order(handle))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             for handle in self.workers:
@@ -152,11 +178,10 @@ class Supervisor:
         handle.ready = False
         handle.listeners = None
         handle.last_pong = time.monotonic()
-        args = (handle.id, self._host, handle.port, self._name, self._link_port, self._token)
+        args = (handle.id, self._link_port, self._token, self._log_dir)
         handle.child = Child(
-            f"worker-{handle.id}", _run_worker, (*args, self._log_dir), daemon=True,
-            log_dir=self._log_dir,
-        )  # fmt: skip
+            f"worker-{handle.id}", _run_worker, args, daemon=True, log_dir=self._log_dir
+        )
         handle.child.start()
 
     def _give_up(self, handle: WorkerHandle, why: str) -> None:
@@ -177,6 +202,10 @@ class Supervisor:
             return
         handle = self.workers[hello.id]
         handle.link = link
+        if self._serving:  # a restart, or a worker that linked up after start()
+            link.send(self._serve_order(handle))
+        elif all(h.link is not None for h in self.workers):
+            log.info("all %d workers are warm", len(self.workers))
 
         def changed(update: Callable[[Any], None]) -> Callable[[Any], None]:
             def handler(msg: Any) -> None:
@@ -192,7 +221,7 @@ class Supervisor:
                 link,
                 {
                     **extra,
-                    Ready: changed(lambda _: self._ready(handle)),
+                    Ready: changed(lambda _: self._ready(handle, self.greeting())),
                     Count: changed(lambda msg: self._count(handle, msg)),
                     Failed: changed(lambda msg: setattr(handle, "last_error", msg.text)),
                     Pong: lambda msg: self._pong(handle, msg),
@@ -204,12 +233,17 @@ class Supervisor:
                 handle.listeners = None
                 self._on_change()
 
-    def _ready(self, handle: WorkerHandle) -> None:
+    def _serve_order(self, handle: WorkerHandle) -> Serve:
+        return Serve(host=self._host, port=handle.port, name=self._name)
+
+    @staticmethod
+    def _ready(handle: WorkerHandle, greeting: list[Message]) -> None:
         handle.ready = True
         handle.listeners = 0
         handle.last_pong = time.monotonic()
-        if self.on_ready is not None:
-            self.on_ready(handle)
+        if handle.link is not None:
+            for msg in greeting:
+                handle.link.send(msg)
 
     @staticmethod
     def _count(handle: WorkerHandle, msg: Count) -> None:
@@ -235,6 +269,10 @@ class Supervisor:
             return None
         return sum(h.listeners or 0 for h in live)
 
+    @property
+    def all_given_up(self) -> bool:
+        return all(h.given_up for h in self.workers)
+
     def listening(self) -> int:
         return self.total_listeners() or 0
 
@@ -246,7 +284,7 @@ class Supervisor:
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Health loop: notice crashed, stuck and bloated workers; restart them with backoff;
-        give up on repeat offenders."""
+        give up on repeat offenders. Returns when no worker is left (the party is over)."""
         next_ping = 0.0
         last_tick = time.monotonic()
         while not await sleep_or_stop(stop, HEALTH_INTERVAL_S):
@@ -260,6 +298,8 @@ class Supervisor:
                 next_ping = now + PING_INTERVAL_S
                 self._ping += 1
                 self.send_all(Ping(seq=self._ping))
+            if self.all_given_up:
+                return
             for handle in self.workers:
                 if handle.given_up or handle.child is None:
                     continue
@@ -310,6 +350,8 @@ class Supervisor:
     async def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Ask politely, then terminate, then kill; never leave a process behind."""
         self.send_all(Stop())
+        if not self._serving:
+            grace = WARM_STOP_GRACE_S  # warm workers have nothing to close
         children = [h.child for h in self.workers if h.child is not None]
         await asyncio.gather(*(child.stop(grace) for child in children))
         for handle in self.workers:
@@ -317,4 +359,3 @@ class Supervisor:
                 await handle.link.close()
         if self._link_server is not None:
             self._link_server.close()
-        await self._tasks.close(1.0)

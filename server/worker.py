@@ -30,7 +30,7 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import clock, ipc, roster
+from server import clock, frames, ipc, roster
 from server import web as party_web
 from server.access import AccessRules
 from server.admission import PartyServer
@@ -43,18 +43,22 @@ from server.messages import (
     Count,
     Failed,
     ListenerAction,
+    NowPlaying,
     Pcm,
     Ping,
     Pong,
     Ready,
     Reset,
     Roster,
+    Serve,
     Status,
     serve_link,
-)  # fmt: skip
+)
+from server.nowplaying import Covers
 from server.pairing import PartyPairingStore
 from server.phase import Phase
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
+from server.worker_tracks import TrackBoard
 
 log = logging.getLogger(__name__)
 PCM_FORMAT = AudioFormat(sample_rate=SAMPLE_RATE, bit_depth=BIT_DEPTH, channels=CHANNELS)
@@ -87,6 +91,7 @@ class Worker:
         self._left: dict[str, float] = {}  # client id -> when it disconnected
         self._gate = Gatekeeper(self._party_listeners, self._connected)
         self._roster = roster.RosterTracker(worker_id)
+        self._tracks = TrackBoard(port, lambda: self.status)  # now playing, timed to audio
 
     # -- listeners -------------------------------------------------------------------------
     @property
@@ -131,6 +136,7 @@ class Worker:
             self._group.set_group_name(self.name)  # the party's, not the first client's
             self._stream = self._group.start_stream()
             self._stream_fed = False
+            self._tracks.attach(self._group)
         elif client.group is not self._group:
             self._tasks.spawn(f"join-{client_id[:8]}", self._group.add_client(client))
 
@@ -142,6 +148,7 @@ class Worker:
                 self._stream.stop()
         self._stream = None
         self._group = None
+        self._tracks.attach(None)
 
     # -- audio -----------------------------------------------------------------------------
     async def _commit(self, play_start_us: int, pcm: bytes) -> None:
@@ -166,11 +173,12 @@ class Worker:
         except StreamStoppedError:
             self._reset_stream()
 
-    def _reset(self, _: Reset) -> None:
+    def _reset(self, msg: Reset) -> None:
         """A new timeline: drop what was queued on the old one."""
         self._recent.clear()
         if self._stream is not None and not self._stream.is_stopped:
             self._stream.clear()
+        self._tracks.reset(msg.jump)
 
     def _pong(self, ping: Ping) -> None:
         """Answered from this loop, so a stuck loop shows as silence to the watchdog."""
@@ -184,6 +192,7 @@ class Worker:
             {
                 Pcm: lambda msg: self._commit(msg.ts, msg.pcm),
                 Reset: self._reset,
+                NowPlaying: self._tracks.receive,
                 Status: lambda msg: setattr(self, "status", msg.status),
                 Ping: self._pong,
                 Access: lambda msg: setattr(self._gate, "rules", AccessRules.from_dict(msg.rules)),
@@ -235,8 +244,8 @@ class Worker:
     def _join_target(self) -> dict[str, Any]:
         return {"port": self.port, "path": SendspinServer.API_PATH, "worker": self.worker_id}
 
-    async def run(self, link_port: int, token: str) -> int:
-        self._link = await ipc.connect(link_port, token, role="worker", id=self.worker_id)
+    async def run(self, link: ipc.Link) -> int:
+        self._link = link
         loop = asyncio.get_running_loop()
         self._server = PartyServer(
             loop,
@@ -251,6 +260,7 @@ class Worker:
         app.router.add_get(SendspinServer.API_PATH, self._on_websocket)
         app.router.add_get("/t/{ticket}" + SendspinServer.API_PATH, self._on_websocket)
         app.router.add_get("/api/me", roster.report_route(self._roster, self._server))
+        app.router.add_get(Covers.ROUTE, self._tracks.covers.handle)
         try:
             runner = await party_web.serve(app, self.host, self.port)
         except OSError as exc:
@@ -269,6 +279,7 @@ class Worker:
                 lambda rows: link.send(Roster.of(rows)), self._stop,
             ),
         )  # fmt: skip
+        self._tasks.spawn("tracks", self._tracks.run(self._stop))
         try:
             await first_completed(
                 self._tasks.spawn("receive", self._receive()),
@@ -307,13 +318,20 @@ def _install_debug_hooks() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, time.sleep, 3600)
 
 
-def main(
-    worker_id: int, host: str, port: int, name: str, link_port: int, token: str, log_dir: str | None
-) -> None:
-    """Process entry point (spawned by the coordinator's supervisor)."""
+def main(worker_id: int, link_port: int, token: str, log_dir: str | None) -> None:
+    """Process entry point (spawned by the coordinator's supervisor, often before the party
+    starts: the protocol library is imported here, off the critical path of Start)."""
 
     async def run(stop: asyncio.Event) -> int:
         _install_debug_hooks()
-        return await Worker(worker_id, host, port, name, stop).run(link_port, token)
+        if os.environ.get("PARTYSTREAM_FRAMES") != "25":
+            frames.install()
+        link = await ipc.connect(link_port, token, role="worker", id=worker_id)
+        serve: asyncio.Future[Serve] = asyncio.get_running_loop().create_future()
+        if await serve_link(link, {Serve: serve.set_result}, until=serve) != "done":
+            await link.close()  # stopped while warm: the party never started
+            return 0
+        order = serve.result()
+        return await Worker(worker_id, order.host, order.port, order.name, stop).run(link)
 
     child_main(f"worker-{worker_id}", log_dir, run)

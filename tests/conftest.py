@@ -18,13 +18,20 @@ StartParty = Callable[..., "contextlib.AbstractAsyncContextManager[PartyControll
 
 @contextlib.asynccontextmanager
 async def running_party(
-    source: SourceSpec | None = None, *, workers: int = 2, **config: object
+    source: SourceSpec | None = None,
+    *,
+    workers: int = 2,
+    events: list[str] | None = None,
+    **config: object,
 ) -> AsyncIterator[PartyController]:
-    """A live party; on exit it is stopped and no child process may remain."""
+    """A live party; on exit it is stopped and no child process may remain. `events` collects
+    "level: text" of every event from the start on."""
     cfg = PartyConfig(
         port=free_base_port(workers + 1), workers=workers, public_host="127.0.0.1", **config
     )
     party = PartyController(cfg)
+    if events is not None:
+        party.add_event_listener(lambda level, text: events.append(f"{level}: {text}"))
     await party.start(source or SourceSpec("demo"))
     try:
         yield party

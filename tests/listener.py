@@ -2,6 +2,8 @@
 
 It connects encrypted and unpaired, like a native Sendspin speaker would, asks for PCM and
 records every chunk's server timestamp, so tests can compare what different workers sent.
+With `metadata=True` it also takes the metadata and artwork roles and records each title it
+is shown (with its local arrival time) and each cover image, as any Sendspin display would.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 
 from aiosendspin.client import SendspinClient
 from aiosendspin.clock import RawMonotonicClock
+from aiosendspin.models.artwork import ArtworkChannel
 from aiosendspin.models.player import ClientHelloPlayerSupport, SupportedAudioFormat
-from aiosendspin.models.types import AudioCodec, Roles
+from aiosendspin.models.types import ArtworkSource, AudioCodec, PictureFormat, Roles
 from aiosendspin.noise import Identity, InMemoryClientPairingStore
 
 _CLOCK = RawMonotonicClock()
@@ -32,6 +35,25 @@ class Listener:
     bytes: int = 0
     late: int = 0  # chunks that arrived after their play time
     client: SendspinClient | None = None
+    metadata: bool = False
+    titles: list[tuple[int, dict]] = field(default_factory=list)  # (arrival us, metadata)
+    covers: list[tuple[int, bytes]] = field(default_factory=list)  # (arrival us, image)
+
+    def _on_metadata(self, payload: object) -> None:
+        meta = getattr(payload, "metadata", None)
+        if meta is not None:
+            self.titles.append((_CLOCK.now_us(), meta.to_dict()))
+
+    def _on_artwork(self, _channel: int, data: bytes) -> None:
+        self.covers.append((_CLOCK.now_us(), bytes(data)))
+
+    def shown(self) -> list[str | None]:
+        """Each distinct title shown, in order."""
+        out: list[str | None] = []
+        for _, meta in self.titles:
+            if not out or out[-1] != meta.get("title"):
+                out.append(meta.get("title"))
+        return out
 
     def _on_chunk(self, ts: int, data: bytes, *_: object) -> None:
         now = _CLOCK.now_us()
@@ -49,10 +71,13 @@ class Listener:
             self.arrivals.append(now)
 
     async def connect(self, timeout: float = 15.0) -> Listener:
+        roles = [Roles.PLAYER, Roles.METADATA, Roles.ARTWORK] if self.metadata else [Roles.PLAYER]
+        art = ArtworkChannel(ArtworkSource.ALBUM, PictureFormat.PNG, width=64, height=64)
         client = SendspinClient(
             Identity.generate(),
             "test-listener",
-            [Roles.PLAYER],
+            roles,
+            artwork_channels=[art] if self.metadata else None,
             pairing_store=InMemoryClientPairingStore(),
             player_support=ClientHelloPlayerSupport(
                 supported_formats=[
@@ -65,6 +90,9 @@ class Listener:
         )
         await client.set_unpaired_access(enabled=True)
         client.add_audio_chunk_listener(self._on_chunk)
+        if self.metadata:
+            client.add_metadata_listener(self._on_metadata)
+            client.add_artwork_listener(self._on_artwork)
         self.client = client
         await asyncio.wait_for(client.connect(self.url), timeout)
         return self

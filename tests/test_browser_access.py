@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from tests.browser.bridge import BrowserDriver
+from tests.browser.bridge import BrowserDriver, listening
 from tests.conftest import front_url
 from tests.helpers import eventually
-from tests.test_browser import ARTIFACTS, listening, shot
+from tests.test_browser import ARTIFACTS, shot
 
 pytestmark = pytest.mark.browser
 PIN = "2468"

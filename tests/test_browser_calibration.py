@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from tests.browser.bridge import BrowserDriver
+from tests.browser.bridge import BrowserDriver, listening
 from tests.conftest import front_url
 from tests.helpers import eventually
-from tests.test_browser import ARTIFACTS, SYNC_BOUND_MS, listening, shot
+from tests.test_browser import ARTIFACTS, SYNC_BOUND_MS, shot
 
 pytestmark = pytest.mark.browser
 INJECTED_MS = 180  # a typical Bluetooth earbud

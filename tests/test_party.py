@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import numpy as np
+import psutil
 
+from server import frames
+from server.config import PartyConfig
 from server.control import PartyController
+from server.netinfo import port_free
+from server.phase import Phase
+from server.sources.base import SourceSpec
 from tests.conftest import front_url, worker_url
-from tests.helpers import descendants, eventually, get_json
+from tests.helpers import descendants, eventually, free_base_port, get_json
 from tests.listener import Listener
 
 
@@ -121,3 +128,43 @@ async def test_stop_leaves_no_process_behind(start_party) -> None:
         pids = [p.pid for p in descendants()]
     assert not descendants()
     assert pids
+
+
+async def test_a_prepared_party_waits_warm_then_starts_and_leaves_nothing() -> None:
+    cfg = PartyConfig(port=free_base_port(3), workers=2, public_host="127.0.0.1")
+    party = PartyController(cfg)
+    await party.prepare()
+    coordinator = psutil.Process(party.pid)
+
+    def warm_workers() -> list[int]:
+        found = []
+        for child in coordinator.children():
+            with contextlib.suppress(psutil.Error, IndexError):
+                if "resource_tracker" not in child.cmdline()[-1]:
+                    found.append(child.pid)
+        return found
+
+    # Warm: coordinator and both workers exist and have linked up, but nothing listens yet.
+    await eventually(lambda: len(warm_workers()) == 2, timeout=30, what="two warm workers")
+    assert party.phase is Phase.IDLE and party.prepared and not party.running
+    assert all(port_free("127.0.0.1", cfg.port + i) for i in range(3)), "no port open yet"
+    status = await party.start(SourceSpec("demo"))
+    try:
+        assert status.state == Phase.LIVE and status.url == f"http://127.0.0.1:{cfg.port}/"
+        assert party.pid == coordinator.pid, "the prepared coordinator was used"
+        listener = await Listener(f"ws://127.0.0.1:{cfg.port + 1}/sendspin").connect()
+        await listener.wait_chunks(5)
+        await listener.close()
+        # PCM comes in long frames (server/frames.py): a tenth of the messages per listener.
+        assert {len(pcm) for _, pcm in listener.chunks[1:-1]} == {frames.FRAME_US * 192 // 1000}
+    finally:
+        await party.stop()
+    await eventually(lambda: not descendants(), timeout=10, what="no child processes")
+    # A prepared party that never starts (settings changed, app quit) goes quietly.
+    events: list[str] = []
+    party.add_event_listener(lambda level, msg: events.append(msg))
+    await party.prepare()
+    await eventually(lambda: party.prepared, timeout=10, what="prepared again")
+    await party.stop()
+    await eventually(lambda: not descendants(), timeout=10, what="no child processes")
+    assert party.phase is Phase.IDLE and events == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 import pytest
@@ -23,6 +24,7 @@ from server.messages import (
     encode,
     serve_link,
 )
+from server.sources.demo import rendered_pcm
 from server.supervisor import (
     BACKOFF_MAX_S,
     BACKOFF_START_S,
@@ -33,6 +35,7 @@ from server.supervisor import (
 )
 from server.tasks import TaskGroup
 from server.timeline import LIVE_DRIFT_US, START_LEAD_US, Timeline
+from tests.helpers import eventually
 
 CHUNK_US = duration_us(CHUNK_BYTES)
 
@@ -184,3 +187,41 @@ def test_restart_backoff_doubles_to_a_cap_then_gives_up_within_the_window() -> N
     assert restart_delay(crashes, now=float(MAX_CRASHES_IN_WINDOW)) is None
     # Crashes older than the window are forgotten: a worker that crashed long ago starts over.
     assert restart_delay(crashes, now=1000.0 + CRASH_WINDOW_S) == BACKOFF_START_S
+
+
+# -- the demo's cache ----------------------------------------------------------------------
+def test_the_demo_rendering_is_cached_and_the_cache_is_what_plays(tmp_path) -> None:
+    cache = tmp_path / "cache" / "demo.pcm"
+    first = rendered_pcm(cache)
+    assert cache.read_bytes() == first and len(first) == 16 * 4 * 48_000 // 2 * 4  # 16 bars
+    cache.write_bytes(b"\x01\x00" * 4)
+    assert rendered_pcm(cache) == b"\x01\x00" * 4
+    cache.write_bytes(b"\x01")  # damaged (not whole frames): rendered again
+    assert rendered_pcm(cache) == first
+
+
+async def test_a_flood_of_silent_connections_cannot_hold_the_link_port() -> None:
+    token = ipc.new_token()
+    linked: list[Hello] = []
+
+    async def on_link(link: ipc.Link, hello: Hello) -> None:
+        linked.append(hello)
+
+    server, port = await ipc.listen(token, on_link)
+    silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(40)]
+    await asyncio.sleep(0.2)
+
+    async def closed_at_once(reader: asyncio.StreamReader) -> bool:
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(reader.read(1), 0.5) == b""
+        return False
+
+    closed = await asyncio.gather(*(closed_at_once(reader) for reader, _ in silent))
+    assert sum(closed) == 40 - ipc.MAX_PENDING_HELLOS  # those past the cap
+    for _, writer in silent:
+        writer.close()
+    await asyncio.sleep(0.1)
+    child = await ipc.connect(port, token, role="worker")  # our own child still links up
+    await eventually(lambda: linked, timeout=5, what="the real child linked")
+    await child.close()
+    server.close()

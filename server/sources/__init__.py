@@ -14,6 +14,10 @@ def create(spec: SourceSpec, report: Report) -> Source:
             from server.sources.decode import FileSource
 
             return FileSource(spec, report)
+        case "playlist":
+            from server.sources.playlist import PlaylistSource
+
+            return PlaylistSource(spec, report)
         case "url":
             from server.sources.decode import UrlSource
 

@@ -16,7 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-SourceKind = Literal["demo", "file", "url", "system", "mic", "silence"]
+from server.nowplaying import Track
+
+SourceKind = Literal["demo", "file", "playlist", "url", "system", "mic", "silence"]
+PLAYLIST_EXTENSIONS = (".m3u", ".m3u8", ".pls")
 Report = Callable[[str, str], None]
 """report(level, message): level is "info", "warning" or "error"; message is for people."""
 
@@ -32,6 +35,7 @@ class SourceSpec:
     kind: SourceKind
     location: str = ""  # file path or URL
     device: str | None = None  # capture device name; None = the system default
+    shuffle: bool = False  # playlists: random order, no repeat before every track played
 
     @property
     def label(self) -> str:
@@ -52,8 +56,8 @@ class SourceSpec:
         """As people say it, and all a phone may see: a file's name (never its path), a
         stream's host (never its URL's credentials), a device's name."""
         match self.kind:
-            case "file":
-                return os.path.basename(self.location) or "Music file"
+            case "file" | "playlist":
+                return os.path.basename(os.path.normpath(self.location)) or "Music"
             case "url":
                 return urlsplit(self.location).hostname or "Internet stream"
             case "mic":
@@ -66,15 +70,22 @@ class SourceSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
-        return cls(kind=data["kind"], location=data.get("location", ""), device=data.get("device"))
+        return cls(
+            kind=data["kind"],
+            location=data.get("location", ""),
+            device=data.get("device"),
+            shuffle=bool(data.get("shuffle", False)),
+        )
 
     @classmethod
     def parse(cls, text: str) -> SourceSpec:
-        """Command-line form: 'demo', a URL, or a file path."""
+        """Command-line form: 'demo', a URL, a folder or playlist file, or a file path."""
         if text == "demo":
             return cls("demo")
         if "://" in text:
             return cls("url", text)
+        if text.lower().endswith(PLAYLIST_EXTENSIONS) or os.path.isdir(os.path.expanduser(text)):
+            return cls("playlist", text)
         return cls("file", text)
 
 
@@ -89,6 +100,16 @@ class Source(ABC):
     def __init__(self, spec: SourceSpec, report: Report) -> None:
         self.spec = spec
         self.report = report
+        self._new_track: Track | None = None
+
+    def announce(self, track: Track) -> None:
+        """What plays from the next chunk read on (the pump stamps it with that chunk's time)."""
+        self._new_track = track
+
+    def take_track(self) -> Track | None:
+        """The track announced since the last call, if any."""
+        track, self._new_track = self._new_track, None
+        return track
 
     @abstractmethod
     async def open(self) -> None:
@@ -114,16 +135,18 @@ class ThreadFeed:
     ends at its next chunk boundary (a daemon thread never holds up process exit).
     """
 
-    def __init__(self, produce: Callable[[threading.Event], Iterator[bytes]], depth: int) -> None:
+    def __init__(
+        self, produce: Callable[[threading.Event], Iterator[bytes | Track]], depth: int
+    ) -> None:
         self._produce = produce
         self._slots = threading.Semaphore(depth)
         self._stop = threading.Event()
-        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[bytes | Track | BaseException | None] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="source-feed", daemon=True)
         self._thread.start()
 
-    def _put(self, item: bytes | BaseException | None) -> None:
+    def _put(self, item: bytes | Track | BaseException | None) -> None:
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
@@ -140,10 +163,11 @@ class ThreadFeed:
         except BaseException as exc:
             self._put(exc)
 
-    async def get(self) -> bytes | None:
-        """Next chunk, None at the end; re-raises what the producer raised."""
+    async def get(self) -> bytes | Track | None:
+        """Next chunk (or track change, in order with the audio), None at the end; re-raises
+        what the producer raised."""
         item = await self._queue.get()
-        if isinstance(item, bytes):
+        if isinstance(item, bytes | Track):
             self._slots.release()
             return item
         if isinstance(item, BaseException):
@@ -165,19 +189,39 @@ class FeedSource(Source):
         super().__init__(spec, report)
         self._feed: ThreadFeed | None = None
 
-    def start_feed(self, produce: Callable[[threading.Event], Iterator[bytes]]) -> None:
+    def start_feed(self, produce: Callable[[threading.Event], Iterator[bytes | Track]]) -> None:
         self._feed = ThreadFeed(produce, self.FEED_DEPTH)
+        if not getattr(self.report, "threadsafe", False):
+            # The generator runs in the feed thread and reports from there (a skipped file,
+            # a dropped stream): hand each report to the loop, which owns the links.
+            loop, report = asyncio.get_running_loop(), self.report
+
+            def threadsafe(level: str, message: str) -> None:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(report, level, message)
+
+            threadsafe.threadsafe = True  # type: ignore[attr-defined]
+            self.report = threadsafe
 
     def ended(self) -> str:
         """Why read() failed when the generator ran out (for the host)."""
         return f"Playback of {self.spec.location!r} ended unexpectedly."
 
     async def read(self) -> bytes:
-        assert self._feed is not None, "open() first"
-        chunk = await self._feed.get()
-        if chunk is None:
-            raise SourceError(self.ended())
-        return chunk
+        while True:
+            feed = self._feed
+            assert feed is not None, "open() first"
+            item = await feed.get()
+            if self._feed is None:
+                raise SourceError(self.ended())  # closed while we waited
+            if feed is not self._feed:
+                continue  # restarted elsewhere (a playlist skip): the old feed's tail is void
+            if isinstance(item, Track):
+                self.announce(item)
+                continue
+            if item is None:
+                raise SourceError(self.ended())
+            return item
 
     async def close(self) -> None:
         if self._feed is not None:

@@ -1,7 +1,8 @@
 """Where audio gets decoded: files and HTTP streams through PyAV (FFmpeg).
 
 Files loop forever; a URL that drops is re-opened with exponential backoff. Both resample
-to the coordinator's one PCM format.
+to the coordinator's one PCM format. Each pass starts with the track's tags and cover (PyAV
+reads both: container tags and the attached-picture stream), in order with its audio.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Iterator
 import av
 
 from server.audio_format import CHANNELS, SAMPLE_RATE
+from server.nowplaying import Track, clean, fit_artwork
 from server.sources.base import FeedSource, Report, SourceError, SourceSpec
+from server.sources.icy import decode_icy, open_icy
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +64,49 @@ def probe(location: str) -> str:
         raise SourceError(f"Cannot open {location!r}: {_describe(exc)}") from exc
 
 
-def decode_pcm(location: str, stop: threading.Event) -> Iterator[bytes]:
-    """Decode one pass of `location` into 48 kHz s16 stereo chunks."""
+def _cover(container: av.container.InputContainer) -> bytes:
+    """The embedded cover (ID3 APIC, FLAC picture, MP4 covr...): FFmpeg shows it as a video
+    stream marked attached_pic whose one packet is the image, queued first at open."""
+    for stream in container.streams.video:
+        if stream.disposition & av.stream.Disposition.attached_pic:
+            for packet in container.demux(stream):
+                return bytes(packet)
+    return b""
+
+
+def read_track(container: av.container.InputContainer, fallback: str) -> Track:
+    """Title, artist, album, duration and cover from the container's tags."""
+    tags: dict[str, str] = {}
+    for source in (container.streams.audio[0].metadata, container.metadata):
+        tags.update({k.lower(): v for k, v in source.items()})  # Ogg keeps tags per stream
+    artwork, mime = fit_artwork(_cover(container))
+    duration = container.duration  # AV_TIME_BASE (µs); None for endless streams
+    return Track(
+        title=clean(tags.get("title")),
+        artist=clean(tags.get("artist") or tags.get("album_artist")),
+        album=clean(tags.get("album")),
+        duration_ms=duration // 1000 if duration and duration > 0 else None,
+        label=fallback,
+        artwork=artwork,
+        artwork_mime=mime,
+    )
+
+
+def title_from_name(path: str) -> str:
+    """A file's name without folder and extension: the title when its tags have none."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def decode_pcm(
+    location: str, stop: threading.Event, *, label: str | None = None
+) -> Iterator[bytes | Track]:
+    """Decode one pass of `location` into 48 kHz s16 stereo chunks; with a `label`, the
+    track's tags come first (the label is its title when the tags have none)."""
     resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
     with _open_container(location) as container:
         stream = container.streams.audio[0]
+        if label is not None:
+            yield read_track(container, label)
         for frame in container.decode(stream):
             if stop.is_set():
                 return
@@ -90,12 +131,12 @@ class FileSource(FeedSource):
         await asyncio.to_thread(probe, path)
         self.start_feed(lambda stop: self._loop_forever(path, stop))
 
-    def _loop_forever(self, path: str, stop: threading.Event) -> Iterator[bytes]:
+    def _loop_forever(self, path: str, stop: threading.Event) -> Iterator[bytes | Track]:
         while not stop.is_set():
             produced = False
             try:
-                for chunk in decode_pcm(path, stop):
-                    produced = True
+                for chunk in decode_pcm(path, stop, label=title_from_name(path)):
+                    produced = produced or isinstance(chunk, bytes)
                     yield chunk
             except FileNotFoundError as exc:
                 raise SourceError(f"The file disappeared: {self.spec.location}") from exc
@@ -122,15 +163,29 @@ class UrlSource(FeedSource):
         await asyncio.to_thread(probe, self.spec.location)
         self.start_feed(self._reconnecting)
 
-    def _reconnecting(self, stop: threading.Event) -> Iterator[bytes]:
+    def _connect(self, stop: threading.Event) -> Iterator[bytes | Track]:
+        """One connection: our ICY reader when the server sends titles, else FFmpeg."""
+        label = self.spec.short_label
+        reader = open_icy(self.spec.location, NETWORK_TIMEOUT)
+        if reader is None:
+            yield from decode_pcm(self.spec.location, stop, label=label)
+            return
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
+        try:
+            yield from decode_icy(reader, stop, resampler, label)
+        finally:
+            reader.close()
+
+    def _reconnecting(self, stop: threading.Event) -> Iterator[bytes | Track]:
         delay = URL_BACKOFF_START
         while not stop.is_set():
             try:
-                for chunk in decode_pcm(self.spec.location, stop):
-                    delay = URL_BACKOFF_START
+                for chunk in self._connect(stop):
+                    if isinstance(chunk, bytes):
+                        delay = URL_BACKOFF_START
                     yield chunk
                 reason = "the stream ended"
-            except (av.error.FFmpegError, OSError) as exc:
+            except (av.error.FFmpegError, OSError, EOFError) as exc:
                 reason = _describe(exc)
             if stop.is_set():
                 return

@@ -43,6 +43,11 @@ def require_browser_tools() -> str:
     return node
 
 
+def listening(snap: dict[str, Any]) -> bool:
+    """The page is connected and playing (from the page's own diagnostics)."""
+    return snap["phase"] == "listening" and snap["connected"] and snap["playing"]
+
+
 class BrowserDriver:
     """One headless Chromium, driven over JSON lines."""
 
@@ -53,9 +58,11 @@ class BrowserDriver:
         self._stderr_task = asyncio.create_task(self._drain_stderr(), name="driver-stderr")
 
     @classmethod
-    async def start(cls, hosts: list[str]) -> BrowserDriver:
+    async def start(cls, hosts: list[str], prefix: tuple[str, ...] = ()) -> BrowserDriver:
+        """`prefix` runs the driver under another command, e.g. `ip netns exec NS`."""
         node = require_browser_tools()
         process = await asyncio.create_subprocess_exec(
+            *prefix,
             node,
             str(DRIVER_DIR / "driver.mjs"),
             cwd=DRIVER_DIR,
@@ -67,6 +74,11 @@ class BrowserDriver:
         driver = cls(process)
         await driver.call("launch", timeout=60, executablePath=CHROMIUM, hosts=hosts)
         return driver
+
+    @property
+    def pid(self) -> int:
+        """The driver's pid; Chromium's processes are its children."""
+        return self._process.pid
 
     async def _drain_stderr(self) -> None:
         assert self._process.stderr is not None
@@ -117,6 +129,19 @@ class BrowserDriver:
             logs = await self.call("logs", page=page)
             tail = "\n".join(logs[-25:])
             pytest.fail(f"page {page}: no {what} within {timeout}s; last state {snap}\n{tail}")
+
+    async def sync_samples(
+        self, pages: list[str], rounds: int = 8, every_s: float = 0.5
+    ) -> dict[str, list[float]]:
+        """Each page's reported sync error, `rounds` times; every page must keep playing."""
+        samples: dict[str, list[float]] = {page: [] for page in pages}
+        for _ in range(rounds):
+            for page in pages:
+                snap = await self.snapshot(page)
+                assert listening(snap), snap
+                samples[page].append(snap["syncErrorMs"])
+            await asyncio.sleep(every_s)
+        return samples
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -25,8 +25,11 @@ function allowed(url) {
 const commands = {
   async launch({ executablePath = "/usr/bin/chromium", hosts = ["127.0.0.1"], extraArgs = [] }) {
     allowHosts = new Set(hosts);
-    const aliases = hosts.filter((h) => h !== "127.0.0.1").map((h) => `MAP ${h} 127.0.0.1`);
-    const rules = [...aliases, "MAP * ~NOTFOUND", "EXCLUDE 127.0.0.1"].join(", ");
+    // Names are aliases of 127.0.0.1; IP addresses (a network namespace's) are reached as is.
+    const isIp = (h) => /^\d+\.\d+\.\d+\.\d+$/.test(h);
+    const aliases = hosts.filter((h) => !isIp(h)).map((h) => `MAP ${h} 127.0.0.1`);
+    const direct = ["127.0.0.1", ...hosts.filter((h) => isIp(h) && h !== "127.0.0.1")];
+    const rules = [...aliases, "MAP * ~NOTFOUND", ...direct.map((h) => `EXCLUDE ${h}`)].join(", ");
     browser = await chromium.launch({
       executablePath,
       headless: true,
@@ -42,13 +45,14 @@ const commands = {
     return { version: browser.version() };
   },
 
-  async open({ page: name, url, width = 390, height = 844, userAgent }) {
+  async open({ page: name, url, width = 390, height = 844, userAgent, reducedMotion }) {
     const context = await browser.newContext({
       viewport: { width, height },
       deviceScaleFactor: 2,
       isMobile: false,
       hasTouch: true,
       userAgent,
+      reducedMotion, // "reduce": no CSS animation burning a core per page (slow machines)
       serviceWorkers: "block",
     });
     const entry = { context, page: null, console: [], errors: [], ws: [] };
@@ -107,6 +111,18 @@ const commands = {
   async network({ page: name }) {
     const entry = pages.get(name);
     return { ws: entry.ws, errors: entry.errors };
+  },
+
+  // The page's main-thread time (CDP Performance metrics: TaskDuration, ScriptDuration, in
+  // seconds) and the renderer's pid, for CPU cost measurements.
+  async metrics({ page: name }) {
+    const entry = pages.get(name);
+    if (!entry.cdp) {
+      entry.cdp = await entry.context.newCDPSession(entry.page);
+      await entry.cdp.send("Performance.enable");
+    }
+    const { metrics } = await entry.cdp.send("Performance.getMetrics");
+    return Object.fromEntries(metrics.map(({ name: key, value }) => [key, value]));
   },
 
   async logs({ page: name }) {

@@ -32,6 +32,7 @@ class FakeStatus:
     source: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
     level: dict[str, float] | None = None
+    now_playing: dict[str, Any] | None = None
 
 
 class FakeParty:
@@ -44,6 +45,8 @@ class FakeParty:
         self.status = FakeStatus(name=config.name)
         self.sources: list[Any] = []
         self.fail_switch: str | None = None
+        self.skips: list[int] = []
+        self.typed: list[tuple[str, str]] = []
         self._status_cbs: list[Any] = []
         self._event_cbs: list[Any] = []
         self._running = False
@@ -52,6 +55,7 @@ class FakeParty:
         self._closed.set()
         self.stops = 0
         self.killed = False
+        self._prepared = False
         FakeParty.made.append(self)
 
     @property
@@ -61,6 +65,13 @@ class FakeParty:
     @property
     def phase(self) -> Phase:
         return Phase(self.status.state)
+
+    @property
+    def prepared(self) -> bool:
+        return self._prepared and not self._running
+
+    async def prepare(self) -> None:
+        self._prepared = True
 
     def add_status_listener(self, cb: Any) -> None:
         self._status_cbs.append(cb)
@@ -111,8 +122,17 @@ class FakeParty:
         self.sources.append(spec)
         self.report(source={"kind": spec.kind, "label": spec.label, "failed": False})
 
+    async def skip(self, step: int) -> None:
+        if self.status.source.get("kind") != "playlist":
+            raise FakePartyError("Next and previous work when a playlist or folder plays.")
+        self.skips.append(step)
+
+    async def set_track(self, title: str, artist: str = "") -> None:
+        self.typed.append((title, artist))
+
     async def stop(self, timeout: float = 8.0) -> None:
         self.stops += 1
+        self._prepared = False
         self.report(state="stopping")
         self._running = False
         self._live.set()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,3 +64,17 @@ def test_second_ctrl_c_quits_at_once(app: AppProcess) -> None:
     assert app.wait_exit(5) == 130
     assert time.monotonic() - started < 3
     wait_gone(children)
+
+
+def test_the_tray_app_starts_without_the_party_s_heavy_libraries() -> None:
+    """Launch time is the host's first impression (and QR-on-launch waits for it): the GUI
+    process imports Qt and its own code, never the protocol library, aiohttp or FFmpeg."""
+    code = (
+        "import sys, desktop.app, desktop.shell, desktop.host; "
+        "print(sorted(m for m in ('aiosendspin', 'aiohttp', 'av', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

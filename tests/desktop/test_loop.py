@@ -28,3 +28,4 @@ async def test_background_work_returns_and_raises() -> None:
 
     with pytest.raises(ValueError, match="no sound server"):
         await in_daemon_thread(fails)
+

@@ -59,6 +59,7 @@ async def make_rig(
     use_tray: bool | None = True,
     tray_available: Any = None,
     prescan: bool = True,
+    prepare_ahead: bool = False,
     **settings: Any,
 ) -> Rig:
     api = fake_api()
@@ -68,7 +69,9 @@ async def make_rig(
 
     monkeypatch.setattr(host_module, "party_api", party_api)
     store = SettingsStore(paths.settings_file)
-    host = PartyHost(store, Settings(port=21000, **settings), paths.log_dir)
+    host = PartyHost(
+        store, Settings(port=21000, **settings), paths.log_dir, prepare_ahead=prepare_ahead
+    )
     autostart = FakeAutostart()
     rig = Rig(None, host, paths, autostart)  # type: ignore[arg-type]
     host.notice.connect(lambda level, msg: rig.notices.append((level, msg)))
@@ -137,7 +140,10 @@ async def test_start_stop_follow_the_party(rig: Rig) -> None:
     await eventually(lambda: rig.host.phase == "starting", timeout=5, what="starting")
     assert window.isVisible(), "Start shows the QR window at once"
     assert menu.toggle.text() == "Cancel starting"
-    assert window.message_title.text() == "Starting the party…"
+    # The QR code shows at once (the address is known before the party is up): early phones
+    # wait on the page and start by themselves.
+    assert window.stack.currentIndex() == 0 and window.qr.text().endswith(":21000/")
+    assert "Warming up" in window.pill.text()
     assert not menu.source_menu.isEnabled()
     assert tray_icon_is(rig, "starting")
 
@@ -450,6 +456,30 @@ async def test_a_tray_that_appears_after_launch_is_used(
         window.close()
         await rig.shell.drain()
         assert rig.exits == [], "now closing the window only hides it"
+    finally:
+        await close_rig(rig)
+
+
+async def test_a_party_is_kept_prepared_and_used_by_start(
+    app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = await make_rig(app_paths, monkeypatch, prepare_ahead=True)
+    try:
+        rig.shell.start_up()
+        await eventually(lambda: FakeParty.made and FakeParty.made[0].prepared, what="prepared")
+        warm = FakeParty.made[0]
+        assert rig.host.phase == "idle" and rig.menu.toggle.text() == "Start party"
+        await go_live(rig)
+        assert FakeParty.made == [warm], "Start used the prepared party"
+        await rig.host.stop()
+        await eventually(lambda: len(FakeParty.made) == 2 and FakeParty.made[1].prepared)
+        # New settings that change the party replace the prepared one.
+        rig.host.update_settings(replace(rig.host.settings, workers=3))
+        await eventually(lambda: len(FakeParty.made) == 3 and FakeParty.made[2].prepared)
+        assert FakeParty.made[1].stops == 1 and FakeParty.made[2].config.workers == 3
+        rig.menu.quit.trigger()
+        await eventually(lambda: rig.exits == [0], what="quit")
+        assert FakeParty.made[2].stops == 1 and len(FakeParty.made) == 3, "nothing left warm"
     finally:
         await close_rig(rig)
 

@@ -9,6 +9,7 @@ import { setupShare } from "./share.js";
 import { savedPin, setupPinForm } from "./pin.js";
 import { setupCalibration } from "./calibrate.js";
 import { saveName, savedName, startReports } from "./report.js";
+import { currentTrack, renderNowPlaying } from "./nowplaying.js";
 
 const STATUS_EVERY_MS = 2000;
 const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly whether the party ended
@@ -21,7 +22,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   app: $("app"), start: $("start"), startLabel: document.querySelector("#start .label"),
   name: $("party-name"), listeners: $("listeners"), listenerCount: $("listener-count"),
-  sync: $("sync"), syncText: $("sync-text"), message: $("message"), detail: $("detail"),
+  sync: $("sync"), syncText: $("sync-text"), codec: $("codec"), message: $("message"), detail: $("detail"),
   mute: $("mute"), volume: $("volume"), stop: $("stop"),
 };
 
@@ -168,6 +169,7 @@ async function pollStatus() {
     party.message = status.message || null;
     party.url = status.url || null;
     party.listeners = Number.isInteger(status.listeners) ? status.listeners : null;
+    party.nowPlaying = status.now_playing || null;
     if (status.name && status.name !== party.name) {
       party.name = status.name;
       document.title = `${party.name} · Party Stream`;
@@ -285,6 +287,9 @@ function renderSync() {
   }
   ui.sync.dataset.level = level;
   ui.syncText.textContent = text;
+  const codec = listener.codec;
+  ui.codec.hidden = !codec;
+  ui.codec.textContent = codec ? codec.toUpperCase() : "";
 }
 
 setInterval(sampleSync, SYNC_SAMPLE_MS);
@@ -364,12 +369,23 @@ function render() {
   ui.sync.hidden = !(current === "listening" || current === "tuning" || current === "reconnecting");
   $("calibrate-open").hidden = current !== "listening";
   renderSync();
+  renderNowPlaying(nowPlaying(), { listening: listener.active && !ended, partyName: party.name });
 }
 
-// ---------- diagnostics for the browser test (read-only) ----------
+function nowPlaying() {
+  if (ended) return null;
+  return currentTrack(listener.connected ? listener.serverState : null, party.nowPlaying);
+}
+
+// ---------- diagnostics for tests and the listener panel (read-only) ----------
 
 window.partyStream = {
   calibration,
+  /** What this phone plays: codec ("opus", "flac", "pcm" or null before a stream) and how
+   *  Opus would be decoded here ("native", "wasm", null = cannot; undefined = not probed). */
+  audio() {
+    return { codec: listener.codec, opusDecoder: listener.opusDecoder };
+  },
   snapshot() {
     const player = listener.player;
     return {
@@ -378,7 +394,8 @@ window.partyStream = {
       calibration: calibration.snapshot(),
       connected: listener.connected,
       playing: listener.playing,
-      codec: player && player.currentFormat ? player.currentFormat.codec : null,
+      codec: listener.codec,
+      opusDecoder: listener.opusDecoder,
       syncErrorMs: syncErrorMs(),
       rawSyncErrorMs: player ? player.syncInfo.syncErrorMs : null,
       clock: player ? player.timeSyncInfo : null,
@@ -389,6 +406,14 @@ window.partyStream = {
       volume: player ? player.volume : listener.volume,
       muted: listener.muted,
       partyName: ui.name.textContent,
+      nowPlaying: nowPlaying(),
+      lockScreen: navigator.mediaSession && navigator.mediaSession.metadata
+        ? {
+          title: navigator.mediaSession.metadata.title,
+          artist: navigator.mediaSession.metadata.artist,
+          artwork: [...navigator.mediaSession.metadata.artwork].map((a) => a.src),
+        }
+        : null,
       wakeLock: hasWakeLock(),
       secure: window.isSecureContext,
     };

@@ -1,11 +1,16 @@
 // One guest's connection to the party: the Sendspin player, which worker it talks to, and
 // how it finds a live worker again when the one it had goes away.
-import { SendspinPlayer } from "./vendor/sendspin.js";
+import { SendspinPlayer, probeWasmOpus } from "./vendor/sendspin.js";
 import { joinParty } from "./party-api.js";
 import { savePin, savedPin } from "./pin.js";
 
 const CONNECT_TIMEOUT_MS = 8000;
 const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 10000];
+
+// How this browser can decode Opus: "native" (WebCodecs, secure contexts only), "wasm" (the
+// bundled libopus, which every phone on plain http://LAN-IP uses) or null (FLAC/PCM instead).
+// Started at page load so it has settled by the first connect, whose hello lists the codecs.
+const opusDecoder = probeWasmOpus();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -67,8 +72,10 @@ export class PartyListener {
     this.joins = 0;
     this.volume = 100;
     this.muted = false;
+    this.serverState = null; // the player's server/state (metadata): what plays now
     this._looping = false;
     this._wake = null;
+    this.opusDecoder = undefined; // settled probeWasmOpus() answer, once known
   }
 
   /** Must run synchronously inside the guest's tap: browsers only start audio from a gesture. */
@@ -83,12 +90,16 @@ export class PartyListener {
       playerId: tabPlayerId(),
       clientName: deviceName(),
       baseUrl: `${location.origin}/sendspin`, // replaced by pointAt() before every connect
-      // Opus needs WebCodecs, which plain http://LAN-IP lacks; the library then drops it and
-      // takes FLAC, then PCM (Safari: PCM). Keep that order: FLAC is a third of PCM's bytes.
+      // Opus first: ~100 kbit/s on the Wi-Fi against ~500-1000 for FLAC. Without WebCodecs
+      // (plain http) Opus is offered only if the WASM probe worked (patches/ in the build);
+      // otherwise FLAC (a third of PCM's bytes), then PCM (Safari: no FLAC).
       codecs: ["opus", "flac", "pcm"],
       // No built-in retries: a dead worker must send us back to the front door instead.
       reconnect: { maxAttempts: 0, onExhausted: () => this._lost() },
-      onStateChange: () => this.onChange(),
+      onStateChange: (state) => {
+        this.serverState = state && state.serverState ? state.serverState : null;
+        this.onChange();
+      },
     });
   }
 
@@ -127,6 +138,12 @@ export class PartyListener {
     return Boolean(this.player && this.player.isConnected);
   }
 
+  /** The codec the server streams to us ("opus", "flac", "pcm"), null before a stream. */
+  get codec() {
+    const format = this.connected ? this.player.currentFormat : null;
+    return format ? format.codec : null;
+  }
+
   get playing() {
     return Boolean(this.connected && this.player.isPlaying);
   }
@@ -156,7 +173,8 @@ export class PartyListener {
         if (await this._tryJoin()) break;
       }
     } finally {
-      this._looping = false;
+      this.serverState = null; // the player's server/state (metadata): what plays now
+    this._looping = false;
     }
   }
 
@@ -184,6 +202,7 @@ export class PartyListener {
       return false;
     }
     if (this.state !== "lost") this._set("joining");
+    this.opusDecoder = await opusDecoder; // never rejects; the hello must see its answer
     try {
       pointAt(this.player, `${location.protocol}//${location.hostname}:${join.port}${join.path}`);
       await withTimeout(this.player.connect(), CONNECT_TIMEOUT_MS);
