@@ -79,6 +79,11 @@ async def test_absurd_formats_are_refused_while_listeners_play(
         steady = await Listener(url).connect()
         listeners.append(steady)
         await steady.wait_chunks(40)
+        # The track's one "now playing" line is not the attack's: let it land before counting.
+        await eventually(
+            lambda: any("now playing" in p.read_text() for p in tmp_path.glob("worker-*.log")),
+            what="the track announced",
+        )
         worker = worker_process(party.pid, party.status.workers[0]["port"])
         rss0, lines0, mark = worker.memory_info().rss, log_lines(tmp_path), steady.arrivals[-1]
 
