@@ -6,6 +6,7 @@ import {
   onLockScreenActions,
 } from "./phone.js";
 import { setupShare } from "./share.js";
+import { setupMotion } from "./motion.js";
 import { currentTrack, renderNowPlaying } from "./nowplaying.js";
 
 const STATUS_EVERY_MS = 2000;
@@ -131,6 +132,7 @@ function partyUrl() {
   return party.url || `${location.origin}/`;
 }
 
+setupMotion();
 setupShare({
   toggle: $("share-toggle"), sheet: $("share"), close: $("share-close"), qr: $("qr"),
   urlText: $("share-url"), copyButton: $("copy"), shareButton: $("share-native"),
