@@ -55,8 +55,11 @@ def _renderer_cpu(driver_pid: int) -> float:
     return total
 
 
+MOTION = "reduce"  # --motion: the page's animations on, as most phones have them
+
+
 async def measure(browser: Any, url: str, script: str, seconds: float) -> dict[str, Any]:
-    await browser.call("open", page="p", url=url, reducedMotion="reduce")
+    await browser.call("open", page="p", url=url, reducedMotion=MOTION)
     try:
         if script:
             await browser.call("eval", page="p", expression=script.replace("FLAC_OFF", FLAC_OFF))
@@ -158,7 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.page_cost", description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="window per mode (20)")
     parser.add_argument("--modes", default=",".join(MODES), help=",".join(MODES))
+    parser.add_argument(
+        "--motion", action="store_true", help="animations on (default: reduced motion)"
+    )
     args = parser.parse_args(argv)
+    global MOTION
+    MOTION = "no-preference" if args.motion else "reduce"
     modes = [m for m in args.modes.split(",") if m]
     if not set(modes) <= set(MODES):
         parser.error(f"modes are {', '.join(MODES)}")

@@ -42,6 +42,7 @@ class TrackBoard:
         self._group: SendspinGroup | None = None
         self._dirty = False
         self._wake = asyncio.Event()
+        self._logged = ""
 
     # -- from the coordinator -------------------------------------------------------------
     def receive(self, msg: NowPlaying) -> None:
@@ -90,7 +91,9 @@ class TrackBoard:
                 await art.set_album_artwork(_image(track.artwork))
             except Exception:
                 log.exception("could not send the cover to the artwork role")
-        log.info("now playing: %s", track.one_line())
+        if track.one_line() != self._logged:  # a loop of the same track is not news
+            self._logged = track.one_line()
+            log.info("now playing: %s", self._logged)
 
     def metadata(self, track: Track, started_us: int, now_us: int) -> Metadata:
         """For the Sendspin metadata role; the position is known only for a track whose

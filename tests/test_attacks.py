@@ -43,6 +43,19 @@ def log_lines(log_dir: Path) -> int:
     return sum(len(p.read_text(errors="replace").splitlines()) for p in log_dir.glob("*.log"))
 
 
+async def quiet_logs(log_dir: Path, workers: int) -> int:
+    """The log line count once the party's own start-up lines are written (each worker
+    logs the track it plays when its audio is heard, ~1 s after the first listener): what
+    comes after that is the attack's."""
+
+    def settled() -> bool:
+        logs = [p.read_text(errors="replace") for p in log_dir.glob("worker-*.log")]
+        return len(logs) == workers and all("now playing:" in text for text in logs)
+
+    await eventually(settled, timeout=20, what="every worker's start-up lines")
+    return log_lines(log_dir)
+
+
 def worker_process(ancestor_pid: int, port: int) -> psutil.Process:
     for child in psutil.Process(ancestor_pid).children(recursive=True):
         try:
@@ -79,13 +92,9 @@ async def test_absurd_formats_are_refused_while_listeners_play(
         steady = await Listener(url).connect()
         listeners.append(steady)
         await steady.wait_chunks(40)
-        # The track's one "now playing" line is not the attack's: let it land before counting.
-        await eventually(
-            lambda: any("now playing" in p.read_text() for p in tmp_path.glob("worker-*.log")),
-            what="the track announced",
-        )
         worker = worker_process(party.pid, party.status.workers[0]["port"])
-        rss0, lines0, mark = worker.memory_info().rss, log_lines(tmp_path), steady.arrivals[-1]
+        lines0 = await quiet_logs(tmp_path, 1)
+        rss0, mark = worker.memory_info().rss, steady.arrivals[-1]
 
         absurd = [
             await RawPlayer(url, absurd_hello(f"absurd-{i}"), address(i % 4)).start()
@@ -184,7 +193,8 @@ async def test_idle_connection_flood_under_1024_open_files(listeners, tmp_path: 
         await on_victim.wait_chunks(40)
         worker = worker_process(serve.proc.pid, ports[0])
         assert worker.rlimit(psutil.RLIMIT_NOFILE) == (1024, 1024)
-        rss0, lines0, mark = worker.memory_info().rss, log_lines(tmp_path), on_victim.arrivals[-1]
+        lines0 = await quiet_logs(tmp_path, 2)
+        rss0, mark = worker.memory_info().rss, on_victim.arrivals[-1]
 
         fds0 = worker.num_fds()  # cheap to read, unlike the connection table
         # 36 addresses x 31 idle connections = 1116, each address under its own cap, and 20
@@ -236,7 +246,7 @@ async def test_status_burst_is_cheap(start_party, listeners, tmp_path: Path) -> 
         steady = await Listener(worker_url(party, 0)).connect()
         listeners.append(steady)
         await steady.wait_chunks(40)
-        lines0, mark = log_lines(tmp_path), steady.arrivals[-1]
+        lines0, mark = await quiet_logs(tmp_path, 1), steady.arrivals[-1]
         front = front_url(party, "/api/status")
         worker = f"http://127.0.0.1:{party.status.workers[0]['port']}/api/status"
         front_result, worker_result = await asyncio.gather(

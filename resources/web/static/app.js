@@ -9,6 +9,7 @@ import { setupShare } from "./share.js";
 import { savedPin, setupPinForm } from "./pin.js";
 import { setupCalibration } from "./calibrate.js";
 import { saveName, savedName, startReports } from "./report.js";
+import { setupMotion } from "./motion.js";
 import { currentTrack, renderNowPlaying } from "./nowplaying.js";
 
 const STATUS_EVERY_MS = 2000;
@@ -136,6 +137,7 @@ function partyUrl() {
   return (party.url || `${location.origin}/`) + (pin ? `#pin=${pin}` : "");
 }
 
+setupMotion();
 setupShare({
   toggle: $("share-toggle"), sheet: $("share"), close: $("share-close"), qr: $("qr"),
   urlText: $("share-url"), copyButton: $("copy"), shareButton: $("share-native"),
