@@ -85,7 +85,17 @@ const commands = {
       entry.ws.push(record);
     });
     pages.set(name, entry);
-    await page.goto(url, { waitUntil: "load", timeout: STEP_TIMEOUT_MS });
+    // Chromium aborts a navigation with ERR_NETWORK_CHANGED when an interface changes under
+    // it (a namespace's link coming up); a person would just reload, so we retry twice.
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await page.goto(url, { waitUntil: "load", timeout: STEP_TIMEOUT_MS });
+        break;
+      } catch (err) {
+        if (attempt >= 2 || !String(err).includes("ERR_NETWORK_CHANGED")) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
     return { title: await page.title() };
   },
 
