@@ -60,3 +60,13 @@ def xsession(tmp_path: Path) -> Iterator[Any]:
         yield session
     finally:
         session.close()
+
+
+@pytest.fixture
+async def rig(app_paths, monkeypatch):  # type: ignore[no-untyped-def]
+    """A Shell over a fake party, as tests/desktop/test_shell.py builds it."""
+    from tests.desktop.test_shell import close_rig, make_rig
+
+    made = await make_rig(app_paths, monkeypatch)
+    yield made
+    await close_rig(made)

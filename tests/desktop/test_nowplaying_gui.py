@@ -4,27 +4,18 @@ playlist file can be chosen, with shuffle remembered."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
-from desktop.settings import AppPaths
 from desktop.tray import tooltip
 from server.sources.base import SourceSpec
-from tests.desktop.test_shell import Rig, close_rig, go_live, make_rig
+from tests.desktop.test_shell import Rig, go_live
 from tests.helpers import eventually
 
 TRACK = {"title": "Song A", "artist": "The Band", "album": "", "label": "a",
          "duration_ms": 1000, "artwork": None}  # fmt: skip
 
-
-@pytest.fixture
-async def rig(app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    made = await make_rig(app_paths, monkeypatch)
-    yield made
-    await close_rig(made)
 
 
 async def test_now_playing_shows_in_tooltip_menu_and_qr_window(rig: Rig) -> None:

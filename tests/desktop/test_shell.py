@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -99,12 +98,6 @@ async def make_rig(
         tray.notify = record  # type: ignore[method-assign]
     return rig
 
-
-@pytest.fixture
-async def rig(app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    made = await make_rig(app_paths, monkeypatch)
-    yield made
-    await close_rig(made)
 
 
 async def close_rig(rig: Rig) -> None:
