@@ -178,9 +178,7 @@ class PartyHost(QObject):
             return False
         self.error, self._stop_requested, self.status = None, False, None
         # Before the party API even loads: the QR code can show now (phones wait on the page).
-        self._expected_url = netinfo.expected_url(
-            config.host, config.port, config.workers, config.public_host
-        )
+        self._expected_url = netinfo.claim_address(config)[1]
         party = await self._launch(config)
         if party is None:
             self.changed.emit()

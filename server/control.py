@@ -186,7 +186,11 @@ class PartyController:
             await self._cleanup(Phase.IDLE)
         self._ready = asyncio.get_running_loop().create_future()
         self._set_status(
-            PartyStatus(state=Phase.STARTING, name=self.config.name, url=self._expected_url)
+            PartyStatus(
+                state=Phase.STARTING,
+                name=self.config.name,
+                url=netinfo.claim_address(self.config)[1],
+            )
         )
         self._start_with = source
         if self._child is None:
@@ -201,11 +205,6 @@ class PartyController:
             self._set_phase(Phase.ERROR, why)
             raise PartyError(why) from None
         return self.status
-
-    @property
-    def _expected_url(self) -> str:
-        cfg = self.config
-        return netinfo.expected_url(cfg.host, cfg.port, cfg.workers, cfg.public_host)
 
     def _send_start(self) -> None:
         if self._link is not None and self._start_with is not None:

@@ -75,15 +75,11 @@ def free_port_block(host: str, base: int, count: int, attempts: int = 20) -> int
     return None
 
 
-def expected_url(host: str, port: int, workers: int, public_host: str | None) -> str:
-    """The address the party will have (the coordinator confirms it, or moves the port if
-    another program takes it meanwhile): lets the QR code show the moment Start is pressed."""
-    base = free_port_block(host, port, workers + 1) or port
-    return f"http://{public_host or lan_address()[0]}:{base}/"
-
-
 def claim_address(cfg: PartyConfig) -> tuple[int | None, str, list[str]]:
-    """(front door port or None if no block is free, the party URL, warnings for the host)."""
+    """(front door port or None if no block is free, the party URL, warnings for the host).
+
+    The controller and the tray call it too, before anything runs, so the QR code shows the
+    moment Start is pressed; the coordinator calls it again and has the last word."""
     warnings = []
     base = free_port_block(cfg.host, cfg.port, cfg.workers + 1)
     if base is not None and base != cfg.port:
@@ -93,4 +89,4 @@ def claim_address(cfg: PartyConfig) -> tuple[int | None, str, list[str]]:
     host, lan_warning = (cfg.public_host, None) if cfg.public_host else lan_address()
     if lan_warning:
         warnings.append(lan_warning)
-    return base, f"http://{host}:{base}/", warnings
+    return base, f"http://{host}:{base or cfg.port}/", warnings

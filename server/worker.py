@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -303,11 +304,16 @@ class Worker:
             await self._link.close()
 
 
+@functools.cache
+def _this_process() -> Any:
+    import psutil
+
+    return psutil.Process()
+
+
 def _rss() -> int:
     with contextlib.suppress(Exception):
-        import psutil
-
-        return int(psutil.Process().memory_info().rss)
+        return int(_this_process().memory_info().rss)
     return 0
 
 
@@ -324,8 +330,7 @@ def main(worker_id: int, link_port: int, token: str, log_dir: str | None) -> Non
 
     async def run(stop: asyncio.Event) -> int:
         _install_debug_hooks()
-        if os.environ.get("PARTYSTREAM_FRAMES") != "25":
-            frames.install()
+        frames.install()
         link = await ipc.connect(link_port, token, role="worker", id=worker_id)
         serve: asyncio.Future[Serve] = asyncio.get_running_loop().create_future()
         if await serve_link(link, {Serve: serve.set_result}, until=serve) != "done":
