@@ -85,14 +85,17 @@ const commands = {
       entry.ws.push(record);
     });
     pages.set(name, entry);
-    // Chromium aborts a navigation with ERR_NETWORK_CHANGED when an interface changes under
-    // it (a namespace's link coming up); a person would just reload, so we retry twice.
+    // Chromium aborts a navigation, or one of the page's module scripts, with
+    // ERR_NETWORK_CHANGED when an interface changes under it (a namespace's link coming up).
+    // A person would just reload: we retry twice, until the player itself has started.
     for (let attempt = 0; ; attempt += 1) {
       try {
         await page.goto(url, { waitUntil: "load", timeout: STEP_TIMEOUT_MS });
+        await page.waitForFunction(() => window.partyStream, null, { timeout: 10000 });
         break;
       } catch (err) {
-        if (attempt >= 2 || !String(err).includes("ERR_NETWORK_CHANGED")) throw err;
+        const changed = String(err).includes("ERR_NETWORK_CHANGED") || String(err).includes("Timeout");
+        if (attempt >= 2 || !changed) throw err;
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
