@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from desktop.settings import Settings, SettingsStore
+from desktop.settings import Settings, SettingsStore, one_channel
 from server.config import DEFAULT_PORT, MAX_WORKERS
 from server.sources.base import SourceSpec
 
@@ -14,7 +14,7 @@ from server.sources.base import SourceSpec
 def test_round_trip(tmp_path: Path) -> None:
     store = SettingsStore(tmp_path / "cfg" / "settings.json")
     chosen = Settings(
-        source=SourceSpec("mic", device="USB Audio"),
+        channels=one_channel(SourceSpec("mic", device="USB Audio")),
         port=20100,
         workers=3,
         name="Kitchen party",
