@@ -34,10 +34,11 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
     await go_live(rig)
     assert not rig.menu.next_track.isEnabled(), "the demo has no next track"
     (tmp_path / "a.flac").write_bytes(b"")
-    rig.menu.channels[0].shuffle.setChecked(True)  # remembered for the next list, the demo keeps playing
+    source = rig.menu.channels[0]
+    source.shuffle.setChecked(True)  # remembered for the next list, the demo keeps playing
     assert rig.party.sources == [SourceSpec("demo")]
 
-    rig.menu.channels[0].open_folder.trigger()
+    source.open_folder.trigger()
     dialog = rig.shell.dialog
     assert isinstance(dialog, QFileDialog) and dialog.isVisible()
     dialog.selectFile(str(tmp_path))
@@ -45,7 +46,7 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
     want = SourceSpec("playlist", str(tmp_path), shuffle=True)
     await eventually(lambda: rig.host.settings.source == want, timeout=5, what="folder")
     assert rig.party.sources[-1] == want and rig.saved().source == want
-    assert rig.menu.channels[0].open_folder.isChecked() and tmp_path.name in rig.menu.channels[0].open_folder.text()
+    assert source.open_folder.isChecked() and tmp_path.name in source.open_folder.text()
 
     assert rig.menu.next_track.isEnabled() and rig.menu.previous_track.isEnabled()
     rig.menu.next_track.trigger()
@@ -55,7 +56,7 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
     # An M3U through "Open file or playlist…" is a playlist too.
     playlist = tmp_path / "mix.m3u"
     playlist.write_text("a.flac\n")
-    rig.menu.channels[0].open_file.trigger()
+    source.open_file.trigger()
     dialog = rig.shell.dialog
     assert isinstance(dialog, QFileDialog)
     dialog.selectFile(str(playlist))

@@ -17,7 +17,9 @@ START_TIMEOUT = 90  # a cold spawn imports the protocol stack; two cores shared 
 
 
 def make_shell(paths: AppPaths, exits: list[int], source: SourceSpec) -> Shell:
-    settings = Settings(channels=one_channel(source), port=free_base_port(3), workers=2, name="Test party")
+    settings = Settings(
+        channels=one_channel(source), port=free_base_port(3), workers=2, name="Test party"
+    )
     host = PartyHost(
         SettingsStore(paths.settings_file), settings, paths.log_dir, public_host="127.0.0.1"
     )

@@ -288,7 +288,8 @@ async def test_open_file_and_url(rig: Rig, tmp_path: Path) -> None:
     dialog.accept()
     await eventually(lambda: rig.host.settings.source.kind == "file", timeout=5)
     assert rig.host.settings.source == SourceSpec("file", str(song))
-    assert rig.menu.channels[0].open_file.isChecked() and "song.flac" in rig.menu.channels[0].open_file.text()
+    source = rig.menu.channels[0]
+    assert source.open_file.isChecked() and "song.flac" in source.open_file.text()
 
     rig.menu.channels[0].open_url.trigger()
     dialog = rig.shell.dialog
