@@ -112,9 +112,8 @@ class ChannelMenu(QObject):
             row = host.channel_status(self.index) or {}
             self.menu.setTitle(channel_title(channel, row.get("listeners")))
             self.menu.setIcon(icons.swatch(channel.colour))
-            now = row.get("now_playing") or {}
-            title = " — ".join(p for p in (now.get("title"), now.get("artist")) if p)
-            self.menu.menuAction().setToolTip(f"♪ {title}" if title else channel.source.label)
+            now = host.now_playing_on(self.index)
+            self.menu.menuAction().setToolTip(f"♪ {now}" if now else channel.source.label)
         else:
             self.menu.setTitle(f"Source: {ellipsize(channel.source.short_label, 32)}")
             self.menu.setIcon(QIcon())

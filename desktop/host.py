@@ -43,6 +43,14 @@ async def party_api() -> ModuleType:
     )
 
 
+def track_text(track: dict[str, Any] | None) -> str:
+    """The line "Title — Artist" (the source's label when there is no title); "" if unknown."""
+    if not track:
+        return ""
+    title = track.get("title") or track.get("label") or ""
+    return " — ".join(part for part in (title, track.get("artist") or "") if part)
+
+
 class PartyHost(QObject):
     changed = Signal()  # phase, status or settings changed: refresh every view
     notice = Signal(str, str)  # (level, message) for a tray notification / banner
@@ -162,10 +170,11 @@ class PartyHost(QObject):
     def now_playing(self) -> str:
         """What the guests hear ("Title — Artist"), while the party is live; "" if unknown."""
         track = self.status.now_playing if self.status and self.phase is Phase.LIVE else None
-        if not track:
-            return ""
-        title = track.get("title") or track.get("label") or ""
-        return " — ".join(part for part in (title, track.get("artist") or "") if part)
+        return track_text(track)
+
+    def now_playing_on(self, channel: int) -> str:
+        """What the guests of `channel` hear, like `now_playing`."""
+        return track_text((self.channel_status(channel) or {}).get("now_playing"))
 
     @property
     def level(self) -> dict[str, float] | None:

@@ -200,7 +200,7 @@ class Shell(QObject):
     def ask_track(self, channel: int = 0) -> None:
         self.dialog = dialogs.type_track(
             self._parent(),
-            self.host.now_playing,
+            self.host.now_playing_on(channel) if channel else self.host.now_playing,
             lambda text: self._track_typed(text, channel),
         )
 
