@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.settings import MAX_CHANNEL_NAME_LENGTH, Settings, SettingsStore, new_channel
+from desktop.settings import Settings, SettingsStore, new_channel
 from server import netinfo
-from server.channels import MAX_CHANNELS, Channel
+from server.channels import MAX_CHANNELS, MAX_NAME, Channel
 from server.config import ConfigError
 from server.phase import Phase
 from server.sources.base import SourceSpec
@@ -388,7 +388,7 @@ class PartyHost(QObject):
         return await self.set_channels(self.channels[:index] + self.channels[index + 1 :])
 
     async def rename_channel(self, index: int, name: str) -> bool:
-        name = name.strip()[:MAX_CHANNEL_NAME_LENGTH]
+        name = name.strip()[:MAX_NAME]
         if not name or not 0 <= index < len(self.channels) or name == self.channels[index].name:
             return False
         channels = list(self.channels)

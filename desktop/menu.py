@@ -150,7 +150,7 @@ class PartyMenu(QObject):
         self.add_channel.setEnabled(not busy)
         for channel in self.channels:
             channel.refresh(several=several)
-        if now := host.now_playing:
+        if (now := host.now_playing) and not several:  # several: each channel's tooltip
             self.status_action.setText(f"{status_line(host)} · ♪ {ellipsize(now, 48)}")
 
     def _lay_out(self, count: int) -> None:

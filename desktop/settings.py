@@ -19,7 +19,7 @@ from typing import Any, get_args
 import platformdirs
 
 from server.access import AccessError, clean_pin
-from server.channels import MAX_CHANNELS, PALETTE, Channel, default_channel
+from server.channels import MAX_CHANNELS, MAX_NAME, PALETTE, Channel, default_channel
 from server.config import (
     DEFAULT_PORT,
     MAX_LISTENERS,
@@ -36,7 +36,6 @@ APP_DIR_NAME = "PartyStream"
 FILE_NAME = "settings.json"
 FORMAT_VERSION = 1
 MAX_NAME_LENGTH = 60
-MAX_CHANNEL_NAME_LENGTH = 30  # a button on a phone
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 
@@ -129,7 +128,7 @@ def _channel(value: Any) -> Channel:
     name, colour = value.get("name"), value.get("colour")
     if not isinstance(colour, str) or not COLOUR.fullmatch(colour):
         raise ValueError("bad colour")
-    name = _name(name)[:MAX_CHANNEL_NAME_LENGTH]
+    name = _name(name)[:MAX_NAME]
     return Channel(name, colour.lower(), _source(value.get("source")))
 
 

@@ -93,6 +93,14 @@ async def test_channels_from_the_menu_follow_the_party_and_count_listeners(
         assert window.count.text() == "2" and window.chips.isVisibleTo(window)
         assert menu.channels[1].menu.title() == "Anna · anna.flac · 1"
         await listeners[1].wait_chunks(listeners[1].count + 10)  # Anna's audio keeps coming
+        # The tray's tooltip says what each channel plays (the file's own title) and to whom.
+        assert shell.tray is not None
+        tip = shell.tray.icon.toolTip
+        await eventually(
+            lambda: "Anna: ♪ Anna's song (1)" in tip() and "Red: ♪ " in tip(),
+            timeout=15,
+            what=f"each channel's title in the tooltip ({tip()!r})",
+        )
 
         menu.menu.popup(QPoint(0, 0))
         await asyncio.sleep(0.2)  # laid out and painted, as on screen
