@@ -26,6 +26,10 @@ def names(host) -> list[str]:  # type: ignore[no-untyped-def]
     return [c["name"] for c in (getattr(status, "channels", None) or [])]
 
 
+def chips(window) -> list[str]:  # type: ignore[no-untyped-def]
+    return [chip.text() for chip in window.chip_labels]
+
+
 async def switch_channel(port: int, listener: Listener, channel: int) -> None:
     """What the page does when a guest taps a channel button."""
     import aiohttp
@@ -47,34 +51,36 @@ async def test_channels_from_the_menu_follow_the_party_and_count_listeners(
     listeners: list[Listener] = []
     try:
         shell.start_up()
+        # Before the party: a second channel, kept for the start.
+        menu.add_channel.trigger()
+        await eventually(lambda: len(host.channels) == 2, timeout=5, what="added before start")
         menu.toggle.trigger()
         await eventually(lambda: host.phase == "live", timeout=START_TIMEOUT, what="live")
-        await eventually(lambda: names(host) == ["Red"], timeout=10, what="one channel")
-        assert not window.chips.isVisibleTo(window), "one channel looks as before"
+        await eventually(lambda: names(host) == ["Red", "Blue"], timeout=10, what="started")
 
         menu.add_channel.trigger()
         await eventually(
-            lambda: names(host) == ["Red", "Blue"], timeout=CHANGE_TIMEOUT, what="added"
+            lambda: names(host) == ["Red", "Blue", "Green"], timeout=CHANGE_TIMEOUT, what="added"
         )
-        # Blue plays a file, picked with the usual file picker from Blue's own submenu.
-        menu.channels[1].open_file.trigger()
+        # Green plays a file, picked with the usual file picker from Green's own submenu.
+        menu.channels[2].open_file.trigger()
         dialog = shell.dialog
         assert isinstance(dialog, QFileDialog)
         dialog.selectFile(str(song))
         dialog.accept()
         await eventually(
-            lambda: host.status.channels[1]["source"] == "anna.flac",  # type: ignore[union-attr]
+            lambda: host.status.channels[2]["source"] == "anna.flac",  # type: ignore[union-attr]
             timeout=CHANGE_TIMEOUT,
-            what="Blue plays the file",
+            what="Green plays the file",
         )
         assert host.status.channels[0]["source"] == "Demo music"  # type: ignore[union-attr]
-        menu.channels[1].rename.trigger()
+        menu.channels[2].rename.trigger()
         dialog = shell.dialog
         assert isinstance(dialog, QInputDialog)
         dialog.setTextValue("Anna")
         dialog.accept()
         await eventually(
-            lambda: names(host) == ["Red", "Anna"], timeout=CHANGE_TIMEOUT, what="renamed"
+            lambda: names(host) == ["Red", "Blue", "Anna"], timeout=CHANGE_TIMEOUT, what="renamed"
         )
 
         # Two real listeners, one per worker; the second taps Anna's channel.
@@ -84,14 +90,14 @@ async def test_channels_from_the_menu_follow_the_party_and_count_listeners(
         for port in ports:
             listener = Listener(f"ws://127.0.0.1:{port}/sendspin", keep_audio=False)
             listeners.append(await listener.connect())
-        await switch_channel(ports[1], listeners[1], 1)
+        await switch_channel(ports[1], listeners[1], 2)
         await eventually(
-            lambda: [c.text() for c in window.chip_labels] == ["Red  1", "Anna  1"],
+            lambda: chips(window) == ["Red  1", "Blue  0", "Anna  1"],
             timeout=20,
-            what="one listener on each channel",
+            what="one listener on Red, one on Anna",
         )
         assert window.count.text() == "2" and window.chips.isVisibleTo(window)
-        assert menu.channels[1].menu.title() == "Anna · anna.flac · 1"
+        assert menu.channels[2].menu.title() == "Anna · anna.flac · 1"
         await listeners[1].wait_chunks(listeners[1].count + 10)  # Anna's audio keeps coming
         # The tray's tooltip says what each channel plays (the file's own title) and to whom.
         assert shell.tray is not None
@@ -105,16 +111,32 @@ async def test_channels_from_the_menu_follow_the_party_and_count_listeners(
         menu.menu.popup(QPoint(0, 0))
         await asyncio.sleep(0.2)  # laid out and painted, as on screen
         assert menu.menu.grab().save(str(ARTIFACTS / "channels-menu.png"))
+        source = menu.channels[2].menu
+        source.popup(QPoint(0, 0))
+        await asyncio.sleep(0.2)
+        assert source.grab().save(str(ARTIFACTS / "channels-menu-anna-submenu.png"))
+        source.hide()
         menu.menu.hide()
         window.present()
         await asyncio.sleep(0.2)
         assert window.grab().save(str(ARTIFACTS / "qr-window-channels.png"))
 
-        # Red goes: Anna is the one channel left, and every listener still counts.
+        # Red goes: its listener moves to the first channel left (Blue).
         menu.channels[0].remove.trigger()
-        await eventually(lambda: names(host) == ["Anna"], timeout=CHANGE_TIMEOUT, what="removed")
+        await eventually(
+            lambda: chips(window) == ["Blue  1", "Anna  1"], timeout=20, what="Red removed"
+        )
+        assert names(host) == ["Blue", "Anna"]
+        menu.channels[0].remove.trigger()
+        await eventually(lambda: names(host) == ["Anna"], timeout=CHANGE_TIMEOUT, what="one left")
         await eventually(lambda: host.listeners == 2, timeout=20, what="both still listening")
-        assert not window.chips.isVisibleTo(window)
+        assert not window.chips.isVisibleTo(window), "one channel looks as before"
+        assert "Source: anna.flac" in [a.text() for a in menu.menu.actions()]
+        source = menu.channels[0].menu  # "Add a second channel" waits at its end
+        source.popup(QPoint(0, 0))
+        await asyncio.sleep(0.2)
+        assert source.grab().save(str(ARTIFACTS / "channels-one-source-menu.png"))
+        source.hide()
         saved = SettingsStore(app_paths.settings_file).load()[0]
         assert [(c.name, c.source) for c in saved.channels] == [
             ("Anna", SourceSpec("file", str(song)))
