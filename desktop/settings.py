@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, get_args
 import platformdirs
 
 from server.access import AccessError, clean_pin
-from server.channels import MAX_CHANNELS, MAX_NAME, PALETTE, Channel, default_channel
+from server.channels import MAX_CHANNELS, PALETTE, Channel, default_channel, problem
 from server.config import (
     DEFAULT_PORT,
     MAX_LISTENERS,
@@ -36,7 +35,6 @@ APP_DIR_NAME = "PartyStream"
 FILE_NAME = "settings.json"
 FORMAT_VERSION = 1
 MAX_NAME_LENGTH = 60
-COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 
 
@@ -123,13 +121,16 @@ def _source(value: Any) -> SourceSpec:
 
 
 def _channel(value: Any) -> Channel:
+    """One saved channel, by the party's own rules (name, #rrggbb colour) and ours (source)."""
     if not isinstance(value, dict):
         raise ValueError("not a channel")
     name, colour = value.get("name"), value.get("colour")
-    if not isinstance(colour, str) or not COLOUR.fullmatch(colour):
-        raise ValueError("bad colour")
-    name = _name(name)[:MAX_NAME]
-    return Channel(name, colour.lower(), _source(value.get("source")))
+    if not isinstance(name, str) or not isinstance(colour, str):
+        raise ValueError("not a channel")
+    channel = Channel(name.strip(), colour.lower(), _source(value.get("source")))
+    if why := problem([channel]):
+        raise ValueError(why)
+    return channel
 
 
 def _channels(value: Any) -> tuple[tuple[Channel, ...], list[str]]:
