@@ -34,9 +34,7 @@ async def switch_channel(port: int, listener: Listener, channel: int) -> None:
     """What the page does when a guest taps a channel button."""
     import aiohttp
 
-    assert listener.client is not None
-    player = listener.client._client_id  # the id the page sends is the Sendspin client id
-    url = f"http://127.0.0.1:{port}/api/channel?id={player}&channel={channel}"
+    url = f"http://127.0.0.1:{port}/api/channel?id={listener.client_id}&channel={channel}"
     async with aiohttp.ClientSession() as session, session.post(url) as reply:
         assert reply.status == 200, await reply.text()
 
