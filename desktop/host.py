@@ -391,6 +391,10 @@ class PartyHost(QObject):
         name = name.strip()[:MAX_NAME]
         if not name or not 0 <= index < len(self.channels) or name == self.channels[index].name:
             return False
+        taken = {c.name.casefold() for i, c in enumerate(self.channels) if i != index}
+        if name.casefold() in taken:  # two buttons with one name on every phone
+            self._notify("warning", f"Another channel is already called {name}.")
+            return False
         channels = list(self.channels)
         channels[index] = replace(channels[index], name=name)
         return await self.set_channels(tuple(channels))

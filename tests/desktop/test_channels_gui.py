@@ -64,6 +64,8 @@ async def test_one_channel_menu_is_as_before_and_grows_into_a_channels_section(r
     dialog.setTextValue("  Anna's playlist ")
     dialog.accept()
     await eventually(lambda: rig.host.channels[1].name == "Anna's playlist", timeout=5)
+    assert await rig.host.rename_channel(2, "anna's PLAYLIST") is False
+    assert rig.notices[-1] == ("warning", "Another channel is already called anna's PLAYLIST.")
     menu.channels[0].remove.trigger()
     await eventually(lambda: len(rig.host.channels) == 2, timeout=5, what="removed")
     assert [c.name for c in rig.saved().channels] == ["Anna's playlist", "Green"]
@@ -97,6 +99,14 @@ async def test_live_party_follows_each_channel_change(rig: Rig) -> None:
     assert menu.channels[1].mic_actions[2].isChecked() and menu.channels[0].demo.isChecked()
     assert menu.channels[1].type_track.isVisible() and not menu.channels[0].type_track.isVisible()
 
+    # Tracks belong to a channel: Next on the playlist channel skips there.
+    rig.menu.source_chosen.emit(SourceSpec("playlist", "/music/mix.m3u"), 1)
+    await eventually(lambda: party.switched == [1, 1], timeout=5, what="playlist on 1")
+    assert menu.channels[1].next_track.isVisible() and not menu.channels[0].next_track.isVisible()
+    assert not menu.next_track.isVisible(), "no channel-less Next with several channels"
+    menu.channels[1].next_track.trigger()
+    await eventually(lambda: party.skips == [1], timeout=5, what="skip on channel 1")
+
     # The party refuses a change: said once, in its words; nothing is saved.
     party.fail_switch = "The input 'USB' is not connected."
     menu.add_channel.trigger()
@@ -108,7 +118,7 @@ async def test_live_party_follows_each_channel_change(rig: Rig) -> None:
     # Per-channel counts: the menu and the QR window's chips follow the party's report.
     party.report(listeners=5, channels=channel_rows(party.channel_sets[-1], [3, 2]))
     assert menu.channels[0].menu.title() == "Red · Demo music · 3"
-    assert menu.channels[1].menu.title() == "Blue · USB Audio Mic · 2"
+    assert menu.channels[1].menu.title() == "Blue · mix.m3u · 2"
     window = rig.shell.window
     assert window.chips.isVisibleTo(window)
     assert [c.text() for c in window.chip_labels] == ["Red  3", "Blue  2"]
