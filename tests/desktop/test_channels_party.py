@@ -5,6 +5,7 @@ counts with real Sendspin listeners; Qt pictures of the Channels section and the
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QPoint
@@ -56,21 +57,25 @@ async def test_channels_from_the_menu_follow_the_party_and_count_listeners(
         await eventually(lambda: host.phase == "live", timeout=START_TIMEOUT, what="live")
         await eventually(lambda: names(host) == ["Red", "Blue"], timeout=10, what="started")
 
+        began = time.monotonic()
         menu.add_channel.trigger()
         await eventually(
             lambda: names(host) == ["Red", "Blue", "Green"], timeout=CHANGE_TIMEOUT, what="added"
         )
+        print(f"Add channel -> in the party's status in {time.monotonic() - began:.2f} s")
         # Green plays a file, picked with the usual file picker from Green's own submenu.
         menu.channels[2].open_file.trigger()
         dialog = shell.dialog
         assert isinstance(dialog, QFileDialog)
         dialog.selectFile(str(song))
+        began = time.monotonic()
         dialog.accept()
         await eventually(
             lambda: host.status.channels[2]["source"] == "anna.flac",  # type: ignore[union-attr]
             timeout=CHANGE_TIMEOUT,
             what="Green plays the file",
         )
+        print(f"file picked -> in the party's status in {time.monotonic() - began:.2f} s")
         assert host.status.channels[0]["source"] == "Demo music"  # type: ignore[union-attr]
         menu.channels[2].rename.trigger()
         dialog = shell.dialog
@@ -88,12 +93,15 @@ async def test_channels_from_the_menu_follow_the_party_and_count_listeners(
         for port in ports:
             listener = Listener(f"ws://127.0.0.1:{port}/sendspin", keep_audio=False)
             listeners.append(await listener.connect())
+        await eventually(lambda: chips(window) == ["Red  2", "Blue  0", "Anna  0"], timeout=20)
+        began = time.monotonic()
         await switch_channel(ports[1], listeners[1], 2)
         await eventually(
             lambda: chips(window) == ["Red  1", "Blue  0", "Anna  1"],
             timeout=20,
             what="one listener on Red, one on Anna",
         )
+        print(f"a guest's switch -> the QR window's chips in {time.monotonic() - began:.2f} s")
         assert window.count.text() == "2" and window.chips.isVisibleTo(window)
         assert menu.channels[2].menu.title() == "Anna · anna.flac · 1"
         await listeners[1].wait_chunks(listeners[1].count + 10)  # Anna's audio keeps coming
@@ -120,10 +128,12 @@ async def test_channels_from_the_menu_follow_the_party_and_count_listeners(
         assert window.grab().save(str(ARTIFACTS / "qr-window-channels.png"))
 
         # Red goes: its listener moves to the first channel left (Blue).
+        began = time.monotonic()
         menu.channels[0].remove.trigger()
         await eventually(
             lambda: chips(window) == ["Blue  1", "Anna  1"], timeout=20, what="Red removed"
         )
+        print(f"Remove channel -> the chips in {time.monotonic() - began:.2f} s")
         assert names(host) == ["Blue", "Anna"]
         menu.channels[0].remove.trigger()
         await eventually(lambda: names(host) == ["Anna"], timeout=CHANGE_TIMEOUT, what="one left")
