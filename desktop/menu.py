@@ -163,6 +163,7 @@ class PartyMenu(QObject):
         self.channels_menu.clear()
         if self._section is not None:
             self.menu.removeAction(self._section)
+            self._section.deleteLater()
             self._section = None
         while len(self.channels) > count:
             gone = self.channels.pop()
