@@ -30,6 +30,7 @@ from desktop.qr_code import QrCode
 from server.phase import Phase
 
 COPIED_FOR_MS = 2000
+CHIP_NAME_CHARS = 14  # three chips side by side fit the narrowest window
 NOTICE_MS = {"info": 6000, "warning": 15000, "error": 20000}
 
 STYLE = """
@@ -310,7 +311,8 @@ class QrWindow(QWidget):
         for index, (chip, channel) in enumerate(zip(self.chip_labels, channels, strict=True)):
             row = self.host.channel_status(index) or {}
             count = row.get("listeners")
-            chip.setText(f"{channel.name}  {'–' if count is None else count}")
+            name = ellipsize(channel.name, CHIP_NAME_CHARS)
+            chip.setText(f"{name}  {'–' if count is None else count}")
             chip.setStyleSheet(f"background: {channel.colour};")
             chip.setToolTip(f"{channel.name}: {channel.source.short_label}")
 

@@ -125,6 +125,10 @@ async def test_live_party_follows_each_channel_change(rig: Rig) -> None:
     assert window.count.text() == "5", "the total stays"
 
     party.fail_switch = None
+    await rig.host.rename_channel(1, "The long-named bar upstairs")
+    party.report(channels=channel_rows(party.channel_sets[-1], [3, 2]))
+    assert [c.text() for c in window.chip_labels] == ["Red  3", "The long-name…  2"]
+    assert window.chip_labels[1].toolTip().startswith("The long-named bar upstairs: ")
     menu.channels[1].remove.trigger()
     await eventually(lambda: len(party.channel_sets[-1]) == 1, timeout=5, what="back to one")
     party.report(channels=channel_rows(party.channel_sets[-1], [5]))
