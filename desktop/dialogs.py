@@ -1,4 +1,4 @@
-"""Small dialogs: pick a music file, type a stream URL, About.
+"""Small dialogs: pick a music file, type a stream URL, name a channel, About.
 
 All are opened with `open()` (never `exec()`), so the asyncio loop keeps running and the
 party keeps serving while the host browses; results come back through callbacks.
@@ -63,6 +63,13 @@ def type_track(parent: QWidget | None, current: str, done: Callable[[str], None]
     label = "Shown on the guests' phones (e.g. \"Artist - Title\"):"
     value = current.replace(" — ", " - ")
     return _ask_text(parent, "What's playing?", label, value, 420, done)
+
+
+def rename_channel(
+    parent: QWidget | None, current: str, done: Callable[[str], None]
+) -> QInputDialog:
+    label = "The channel's name, as the guests' phones show it:"
+    return _ask_text(parent, "Rename channel", label, current, 380, done)
 
 
 def open_url(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:

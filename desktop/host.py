@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.settings import Settings, SettingsStore
+from desktop.settings import Settings, SettingsStore, new_channel
 from server import netinfo
+from server.channels import MAX_CHANNELS, MAX_NAME, Channel
 from server.config import ConfigError
 from server.phase import Phase
 from server.sources.base import SourceSpec
@@ -40,6 +41,14 @@ async def party_api() -> ModuleType:
     return await in_daemon_thread(
         lambda: importlib.import_module("server.control"), name="load-party-api"
     )
+
+
+def track_text(track: dict[str, Any] | None) -> str:
+    """The line "Title — Artist" (the source's label when there is no title); "" if unknown."""
+    if not track:
+        return ""
+    title = track.get("title") or track.get("label") or ""
+    return " — ".join(part for part in (title, track.get("artist") or "") if part)
 
 
 class PartyHost(QObject):
@@ -70,6 +79,7 @@ class PartyHost(QObject):
         self.status: PartyStatus | None = None  # the running party's last report
         self.error: str | None = None  # why the last party failed or ended on its own
         self.switching_to: SourceSpec | None = None
+        self.changing_channels = False  # a live add/remove/rename awaits the party's answer
         self._loading = False  # importing the party API: the one phase before a controller
         self._stop_requested = False
         self._tasks = TaskGroup("host")
@@ -131,18 +141,40 @@ class PartyHost(QObject):
         return self.status.listeners if self.status and self.phase is Phase.LIVE else None
 
     @property
+    def busy(self) -> bool:
+        """A start, stop, source switch or channel change is under way: commands wait."""
+        return (
+            self.phase in (Phase.STARTING, Phase.STOPPING)
+            or self.switching_to is not None
+            or self.changing_channels
+        )
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        """The channel set: the settings are the one truth (a change is saved once it worked)."""
+        return self.settings.channels
+
+    def channel_status(self, index: int) -> dict[str, Any] | None:
+        """What the live party reports for channel `index` (listeners, now playing), if any."""
+        rows = getattr(self.status, "channels", None) if self.phase is Phase.LIVE else None
+        return rows[index] if rows and index < len(rows) else None
+
+    @property
     def source_label(self) -> str:
         """What plays: the settings are the one truth (a switch is saved once it worked)."""
-        return self.settings.source.label
+        if len(self.channels) == 1:
+            return self.settings.source.label
+        return " · ".join(f"{c.name}: {c.source.short_label}" for c in self.channels)
 
     @property
     def now_playing(self) -> str:
         """What the guests hear ("Title — Artist"), while the party is live; "" if unknown."""
         track = self.status.now_playing if self.status and self.phase is Phase.LIVE else None
-        if not track:
-            return ""
-        title = track.get("title") or track.get("label") or ""
-        return " — ".join(part for part in (title, track.get("artist") or "") if part)
+        return track_text(track)
+
+    def now_playing_on(self, channel: int) -> str:
+        """What the guests of `channel` hear, like `now_playing`."""
+        return track_text((self.channel_status(channel) or {}).get("now_playing"))
 
     @property
     def level(self) -> dict[str, float] | None:
@@ -259,7 +291,7 @@ class PartyHost(QObject):
         party.add_event_listener(self._on_event)
         self.party = party
         try:
-            await party.start(self.settings.source)
+            await party.start(list(self.settings.channels))
         except api.PartyError as exc:
             self.party = None
             if self._stop_requested:  # the host cancelled: not an error
@@ -300,38 +332,86 @@ class PartyHost(QObject):
             if party is not None:
                 party.kill()
 
-    async def choose_source(self, spec: SourceSpec) -> bool:
-        """Play `spec`: switched live when the party runs, else remembered for the next start.
+    async def choose_source(self, spec: SourceSpec, channel: int = 0) -> bool:
+        """Play `spec` on `channel`: switched live when the party runs, else remembered for
+        the next start.
 
         On failure the current source keeps playing and the host is told why.
         """
+        if not 0 <= channel < len(self.channels):
+            return False
         if self.phase is Phase.LIVE and self.party is not None:
             self.switching_to = spec
             self.changed.emit()
             try:
-                await self.party.set_source(spec)
+                await self.party.set_source(spec, channel)
             except Exception as exc:  # PartyError: its message is for people
                 self._notify("error", str(exc))
                 return False
             finally:
                 self.switching_to = None
                 self.changed.emit()
-        self.update_settings(replace(self.settings, source=spec))
+        channels = list(self.channels)
+        channels[channel] = replace(channels[channel], source=spec)
+        self.update_settings(replace(self.settings, channels=tuple(channels)))
         return True
 
-    async def skip(self, step: int) -> bool:
+    async def set_channels(self, channels: tuple[Channel, ...]) -> bool:
+        """A new channel set (added, removed, renamed): applied live when the party runs,
+        kept for the next start either way. On failure nothing changes and the host is told
+        why in the party's words (e.g. a source that cannot open)."""
+        if not 1 <= len(channels) <= MAX_CHANNELS or self.changing_channels:
+            return False
+        if self.phase is Phase.LIVE and self.party is not None:
+            self.changing_channels = True
+            self.changed.emit()
+            try:
+                await self.party.set_channels(list(channels))
+            except Exception as exc:  # PartyError: its message is for people
+                self._notify("error", str(exc))
+                return False
+            finally:
+                self.changing_channels = False
+                self.changed.emit()
+        self.update_settings(replace(self.settings, channels=channels))
+        return True
+
+    async def add_channel(self) -> bool:
+        if len(self.channels) >= MAX_CHANNELS:
+            return False
+        return await self.set_channels((*self.channels, new_channel(self.channels)))
+
+    async def remove_channel(self, index: int) -> bool:
+        """Its guests move to the first remaining channel (the party decides); never the last."""
+        if len(self.channels) < 2 or not 0 <= index < len(self.channels):
+            return False
+        return await self.set_channels(self.channels[:index] + self.channels[index + 1 :])
+
+    async def rename_channel(self, index: int, name: str) -> bool:
+        name = name.strip()[:MAX_NAME]
+        if not name or not 0 <= index < len(self.channels) or name == self.channels[index].name:
+            return False
+        taken = {c.name.casefold() for i, c in enumerate(self.channels) if i != index}
+        if name.casefold() in taken:  # two buttons with one name on every phone
+            self._notify("warning", f"Another channel is already called {name}.")
+            return False
+        channels = list(self.channels)
+        channels[index] = replace(channels[index], name=name)
+        return await self.set_channels(tuple(channels))
+
+    async def skip(self, step: int, channel: int = 0) -> bool:
         """Next (1) or previous (-1) track of the playlist that plays; the host is told why
         not when it cannot."""
         if self.phase is not Phase.LIVE or self.party is None:
             return False
         try:
-            await self.party.skip(step)
+            await self.party.skip(step, channel)
         except Exception as exc:  # PartyError: its message is for people
             self._notify("warning", str(exc))
             return False
         return True
 
-    async def set_track(self, text: str) -> bool:
+    async def set_track(self, text: str, channel: int = 0) -> bool:
         """The host typed what plays ("Artist - Title" or just a title) for live audio."""
         if self.phase is not Phase.LIVE or self.party is None:
             return False
@@ -339,7 +419,7 @@ class PartyHost(QObject):
         if not sep:
             artist, title = "", text.strip()
         try:
-            await self.party.set_track(title, artist)
+            await self.party.set_track(title, artist, channel)
         except Exception as exc:  # PartyError: its message is for people
             self._notify("warning", str(exc))
             return False

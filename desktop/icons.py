@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from server.paths import resources_dir
@@ -55,3 +55,21 @@ def state_icon(state: str) -> QIcon:
     if state == "stopping":
         state = "starting"
     return _icon(f"tray-{state if state in STATES else 'idle'}")
+
+
+@cache
+def swatch(colour: str) -> QIcon:
+    """A channel's colour as a round dot, as the phones show it (menus, chips)."""
+    icon = QIcon()
+    for size in (16, 20, 24, 32, 48):
+        image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+        image.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(colour))
+        margin = size / 8
+        painter.drawEllipse(QRectF(margin, margin, size - 2 * margin, size - 2 * margin))
+        painter.end()
+        icon.addPixmap(QPixmap.fromImage(image))
+    return icon

@@ -23,12 +23,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import icons
+from desktop.channel_menu import ellipsize
 from desktop.host import PartyHost
-from desktop.menu import PartyMenu, ellipsize
+from desktop.menu import PartyMenu
 from desktop.qr_code import QrCode
 from server.phase import Phase
 
 COPIED_FOR_MS = 2000
+CHIP_NAME_CHARS = 14  # three chips side by side fit the narrowest window
 NOTICE_MS = {"info": 6000, "warning": 15000, "error": 20000}
 
 STYLE = """
@@ -63,6 +65,7 @@ QProgressBar::chunk {
     border-radius: 3px;
     background: qlineargradient(x1:0, y1:0, x2:1, y2:0, stop:0 #34d399, stop:1 #a855f7);
 }
+QLabel#chip { color: white; font-weight: 600; border-radius: 11px; padding: 4px 12px; }
 QLabel#notice { border-radius: 10px; padding: 8px 12px; }
 QLabel#notice[level="info"] { background: #1f2b3a; color: #cfe3ff; }
 QLabel#notice[level="warning"] { background: #3a2e14; color: #ffe2a8; }
@@ -183,6 +186,13 @@ class QrWindow(QWidget):
         self.stats = QWidget()
         self.stats.setLayout(stats)
         stats.setContentsMargins(0, 0, 0, 0)
+        # With several channels: one coloured chip per channel with its own count.
+        self.chips = QWidget()
+        self.chip_row = QHBoxLayout(self.chips)
+        self.chip_row.setContentsMargins(0, 0, 0, 0)
+        self.chip_row.setSpacing(8)
+        self.chip_row.addStretch(1)
+        self.chip_labels: list[QLabel] = []
 
         self.notice = QLabel(objectName="notice")
         self.notice.setWordWrap(True)
@@ -193,7 +203,7 @@ class QrWindow(QWidget):
         self.primary.setCursor(Qt.CursorShape.PointingHandCursor)
         self.primary.clicked.connect(menu.toggle.trigger)
         self.source_button = QToolButton()
-        self.source_button.setMenu(menu.source_menu)
+        self.source_button.setMenu(menu.button_menu)
         self.source_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.source_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.more_menu = QMenu(self)
@@ -224,6 +234,7 @@ class QrWindow(QWidget):
         layout.addWidget(self.pill)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.stats)
+        layout.addWidget(self.chips)
         layout.addWidget(self.notice)
         layout.addLayout(controls)
 
@@ -244,14 +255,23 @@ class QrWindow(QWidget):
             color, word = "#fbbf24", "Live, source problem"
         elif phase == Phase.STARTING and host.url:  # the QR code works: phones wait on the page
             word = "Warming up…"
-        detail = host.source_label if host.running else host.settings.source.short_label
-        if host.now_playing:  # what the guests hear beats where it comes from
-            detail = f"♪ {host.now_playing}"
+        several = len(host.channels) > 1
+        if several:
+            detail = f"{len(host.channels)} channels"
+            button, tip = f"{len(host.channels)} channels", host.source_label
+        else:
+            detail = host.source_label if host.running else host.settings.source.short_label
+            if host.now_playing:  # what the guests hear beats where it comes from
+                detail = f"♪ {host.now_playing}"
+            button = ellipsize(host.settings.source.short_label, 18)
+            tip = f"Source: {host.settings.source.short_label}"
         self.pill.setText(
             f'<span style="color:{color}">●</span>&nbsp; {word} &nbsp;·&nbsp; {_html(detail)}'
         )
-        self.source_button.setText(f"♪  {ellipsize(host.settings.source.short_label, 18)}")
-        self.source_button.setToolTip(f"Source: {host.settings.source.short_label}")
+        self.source_button.setText(f"♪  {button}")
+        self.source_button.setToolTip(tip)
+        if self.source_button.menu() is not self.menu.button_menu:
+            self.source_button.setMenu(self.menu.button_menu)
         url = host.url
         if url:
             self.qr.set_text(url)
@@ -273,7 +293,28 @@ class QrWindow(QWidget):
             "counting listeners…" if count is None else ("listener" if count == 1 else "listeners")
         )
         self.level.setValue(level_percent(host.level))
+        self._show_chips(live and several)
         self._sync_primary()
+
+    def _show_chips(self, shown: bool) -> None:
+        """Each channel's colour, name and count ("–" until its figure arrives)."""
+        self.chips.setVisible(shown)
+        if not shown:
+            return
+        channels = self.host.channels
+        while len(self.chip_labels) > len(channels):
+            self.chip_labels.pop().deleteLater()
+        while len(self.chip_labels) < len(channels):
+            chip = QLabel(objectName="chip")
+            self.chip_row.insertWidget(len(self.chip_labels), chip)
+            self.chip_labels.append(chip)
+        for index, (chip, channel) in enumerate(zip(self.chip_labels, channels, strict=True)):
+            row = self.host.channel_status(index) or {}
+            count = row.get("listeners")
+            name = ellipsize(channel.name, CHIP_NAME_CHARS)
+            chip.setText(f"{name}  {'–' if count is None else count}")
+            chip.setStyleSheet(f"background: {channel.colour};")
+            chip.setToolTip(f"{channel.name}: {channel.source.short_label}")
 
     def _sync_primary(self) -> None:
         action = self.menu.toggle

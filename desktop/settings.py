@@ -18,6 +18,7 @@ from typing import Any, get_args
 import platformdirs
 
 from server.access import AccessError, clean_pin
+from server.channels import MAX_CHANNELS, PALETTE, Channel, default_channel, problem
 from server.config import (
     DEFAULT_PORT,
     MAX_LISTENERS,
@@ -56,9 +57,25 @@ class AppPaths:
         return self.config_dir / FILE_NAME
 
 
+def one_channel(source: SourceSpec) -> tuple[Channel, ...]:
+    """The channel set of a party that plays one source (as every party did before channels)."""
+    return (default_channel(0, source),)
+
+
+def new_channel(channels: tuple[Channel, ...]) -> Channel:
+    """The channel "Add channel" makes: the first palette colour not in use, playing the demo
+    until the host picks its source."""
+    used = {c.colour for c in channels} | {c.name for c in channels}
+    index = next(
+        (i for i, (name, colour) in enumerate(PALETTE) if not {name, colour} & used),
+        len(channels) % len(PALETTE),
+    )
+    return default_channel(index, SourceSpec("demo"))
+
+
 @dataclass(frozen=True)
 class Settings:
-    source: SourceSpec = field(default_factory=lambda: SourceSpec("demo"))
+    channels: tuple[Channel, ...] = field(default_factory=lambda: one_channel(SourceSpec("demo")))
     port: int = DEFAULT_PORT
     workers: int = field(default_factory=default_workers)
     name: str = "Party Stream"
@@ -66,6 +83,11 @@ class Settings:
     start_at_login: bool = False
     pin: str = ""  # phones need it to join; "" = an open party
     max_listeners: int = 0  # 0 = no cap
+
+    @property
+    def source(self) -> SourceSpec:
+        """The first channel's source: all that a one-channel party plays."""
+        return self.channels[0].source
 
     def party_config(self, log_dir: Path | str | None, **extra: Any) -> PartyConfig:
         """The PartyConfig for the next start (raises ConfigError when out of range)."""
@@ -83,7 +105,7 @@ class Settings:
         data: dict[str, Any] = {"version": FORMAT_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
-            data[f.name] = value.to_dict() if isinstance(value, SourceSpec) else value
+            data[f.name] = [c.to_dict() for c in value] if f.name == "channels" else value
         return data
 
 
@@ -96,6 +118,40 @@ def _source(value: Any) -> SourceSpec:
     if value["kind"] in ("file", "playlist", "url") and not location:
         raise ValueError("source without a location")
     return SourceSpec(value["kind"], location, device, shuffle=value.get("shuffle") is True)
+
+
+def _channel(value: Any) -> Channel:
+    """One saved channel, by the party's own rules (name, #rrggbb colour) and ours (source)."""
+    if not isinstance(value, dict):
+        raise ValueError("not a channel")
+    name, colour = value.get("name"), value.get("colour")
+    if not isinstance(name, str) or not isinstance(colour, str):
+        raise ValueError("not a channel")
+    channel = Channel(name.strip(), colour.lower(), _source(value.get("source")))
+    if why := problem([channel]):
+        raise ValueError(why)
+    return channel
+
+
+def _channels(value: Any) -> tuple[tuple[Channel, ...], list[str]]:
+    """The valid channels (at most MAX_CHANNELS) and the ones set aside, as the host counts."""
+    if not isinstance(value, list):
+        return (), ["channels"]
+    kept: list[Channel] = []
+    rejected: list[str] = []
+    for number, entry in enumerate(value, 1):
+        try:
+            channel = _channel(entry)
+        except ValueError:
+            rejected.append(f"channel {number}")
+            continue
+        if len(kept) == MAX_CHANNELS:
+            rejected.append(f"channel {number} (at most {MAX_CHANNELS})")
+        else:
+            kept.append(channel)
+    if not kept and not rejected:
+        rejected.append("channels")
+    return tuple(kept), rejected
 
 
 def _int_in(low: int, high: int):
@@ -129,7 +185,6 @@ def _flag(value: Any) -> bool:
 
 
 _CHECKS = {
-    "source": _source,
     "port": _int_in(1024, 65535 - MAX_WORKERS),
     "workers": _int_in(1, MAX_WORKERS),
     "name": _name,
@@ -153,6 +208,16 @@ def from_json(data: Any) -> tuple[Settings, list[str]]:
             values[key] = check(data[key])
         except ValueError:
             rejected.append(key)
+    if "channels" in data:
+        channels, bad = _channels(data["channels"])
+        rejected += bad
+        if channels:
+            values["channels"] = channels
+    elif "source" in data:  # a file from before channels: its source is the one channel
+        try:
+            values["channels"] = one_channel(_source(data["source"]))
+        except ValueError:
+            rejected.append("source")
     settings = Settings(**values)
     try:
         settings.party_config(None)

@@ -91,7 +91,12 @@ class Shell(QObject):
         m.open_folder_requested.connect(self.ask_folder)
         m.next_track.triggered.connect(lambda: self.spawn(host.skip(1), "next-track"))
         m.previous_track.triggered.connect(lambda: self.spawn(host.skip(-1), "previous-track"))
-        m.type_track.triggered.connect(self.ask_track)
+        m.type_track.triggered.connect(lambda: self.ask_track(0))
+        m.skip_requested.connect(lambda step, i: self.spawn(host.skip(step, i), "skip"))
+        m.track_requested.connect(self.ask_track)
+        m.add_channel.triggered.connect(lambda: self.spawn(host.add_channel(), "add-channel"))
+        m.rename_requested.connect(self.ask_channel_name)
+        m.remove_requested.connect(lambda i: self.spawn(host.remove_channel(i), "remove-channel"))
         m.show_qr.triggered.connect(self.window.present)
         m.show_listeners.triggered.connect(self.listeners.present)
         m.open_player.triggered.connect(self.open_player)
@@ -173,50 +178,73 @@ class Shell(QObject):
             self.window.present()  # the host sees "Starting…", then the QR code
         self.spawn(self.host.toggle(), "toggle")
 
-    def choose_source(self, spec: SourceSpec) -> None:
-        self.spawn(self.host.choose_source(spec), "choose-source")
+    def choose_source(self, spec: SourceSpec, channel: int = 0) -> None:
+        self.spawn(self.host.choose_source(spec, channel), "choose-source")
 
-    def ask_file(self) -> None:
-        current = self.host.settings.source
+    def _source(self, channel: int) -> SourceSpec:
+        channels = self.host.channels
+        return channels[channel].source if channel < len(channels) else SourceSpec("demo")
+
+    def ask_file(self, channel: int = 0) -> None:
+        current = self._source(channel)
         start = str(Path(current.location).parent) if current.kind == "file" else ""
-        self.dialog = dialogs.open_file(self._parent(), start, self._file_chosen)
-
-    def _file_chosen(self, path: str) -> None:
-        if path:  # a music file, or an M3U/M3U8/PLS playlist
-            spec = SourceSpec.parse(path)
-            self.choose_source(replace(spec, shuffle=self.host.settings.source.shuffle))
-
-    def ask_track(self) -> None:
-        self.dialog = dialogs.type_track(self._parent(), self.host.now_playing, self._track_typed)
-
-    def _track_typed(self, text: str) -> None:
-        if text.strip():
-            self.spawn(self.host.set_track(text), "set-track")
-
-    def ask_folder(self) -> None:
-        current = self.host.settings.source
-        start = current.location if current.kind == "playlist" else ""
-        self.dialog = dialogs.open_folder(self._parent(), start, self._folder_chosen)
-
-    def _folder_chosen(self, path: str) -> None:
-        if path:
-            shuffle = self.host.settings.source.shuffle
-            self.choose_source(SourceSpec("playlist", path, shuffle=shuffle))
-
-    def ask_url(self) -> None:
-        current = self.host.settings.source
-        self.dialog = dialogs.open_url(
-            self._parent(), current.location if current.kind == "url" else "", self._url_chosen
+        self.dialog = dialogs.open_file(
+            self._parent(), start, lambda path: self._file_chosen(path, channel)
         )
 
-    def _url_chosen(self, text: str) -> None:
+    def _file_chosen(self, path: str, channel: int) -> None:
+        if path:  # a music file, or an M3U/M3U8/PLS playlist
+            spec = SourceSpec.parse(path)
+            self.choose_source(replace(spec, shuffle=self._source(channel).shuffle), channel)
+
+    def ask_track(self, channel: int = 0) -> None:
+        self.dialog = dialogs.type_track(
+            self._parent(),
+            self.host.now_playing_on(channel) if channel else self.host.now_playing,
+            lambda text: self._track_typed(text, channel),
+        )
+
+    def _track_typed(self, text: str, channel: int) -> None:
+        if text.strip():
+            self.spawn(self.host.set_track(text, channel), "set-track")
+
+    def ask_folder(self, channel: int = 0) -> None:
+        current = self._source(channel)
+        start = current.location if current.kind == "playlist" else ""
+        self.dialog = dialogs.open_folder(
+            self._parent(), start, lambda path: self._folder_chosen(path, channel)
+        )
+
+    def _folder_chosen(self, path: str, channel: int) -> None:
+        if path:
+            shuffle = self._source(channel).shuffle
+            self.choose_source(SourceSpec("playlist", path, shuffle=shuffle), channel)
+
+    def ask_url(self, channel: int = 0) -> None:
+        current = self._source(channel)
+        self.dialog = dialogs.open_url(
+            self._parent(),
+            current.location if current.kind == "url" else "",
+            lambda text: self._url_chosen(text, channel),
+        )
+
+    def _url_chosen(self, text: str, channel: int) -> None:
         text = text.strip()
         if not text:
             return
         if problem := dialogs.check_url(text):
             self.notify("warning", problem)
             return
-        self.choose_source(SourceSpec("url", text))
+        self.choose_source(SourceSpec("url", text), channel)
+
+    def ask_channel_name(self, channel: int) -> None:
+        if channel >= len(self.host.channels):
+            return
+        self.dialog = dialogs.rename_channel(
+            self._parent(),
+            self.host.channels[channel].name,
+            lambda name: self.spawn(self.host.rename_channel(channel, name), "rename-channel"),
+        )
 
     def open_player(self) -> None:
         if self.host.url:

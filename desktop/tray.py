@@ -25,10 +25,17 @@ _ICONS = {
 
 def tooltip(host: PartyHost) -> str:
     lines = [host.name, status_line(host)]
-    if host.now_playing:
-        lines.append(f"♪ {host.now_playing}")
-    if host.running:
-        lines.append(host.source_label)
+    if len(host.channels) > 1 and host.running:  # what plays on each, and who listens
+        for index, channel in enumerate(host.channels):
+            now = host.now_playing_on(index)
+            count = (host.channel_status(index) or {}).get("listeners")
+            heard = f"♪ {now}" if now else channel.source.short_label
+            lines.append(f"{channel.name}: {heard}" + ("" if count is None else f" ({count})"))
+    else:
+        if host.now_playing:
+            lines.append(f"♪ {host.now_playing}")
+        if host.running:
+            lines.append(host.source_label)
     if problem := host.problem:
         lines.append(problem)
     return "\n".join(line for line in lines if line)

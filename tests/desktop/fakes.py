@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from desktop.devices import DeviceSnapshot
+from server.channels import Channel, default_channel
 from server.phase import Phase
 from server.sources.devices import Device
 
@@ -33,6 +34,17 @@ class FakeStatus:
     message: str | None = None
     level: dict[str, float] | None = None
     now_playing: dict[str, Any] | None = None
+    channels: list[dict[str, Any]] = field(default_factory=list)
+
+
+def channel_rows(channels: list[Channel], counts: list[int | None] | None = None) -> list[dict]:
+    """PartyStatus.channels as the real controller reports it."""
+    counts = counts or [None] * len(channels)
+    return [
+        {"index": i, "name": c.name, "colour": c.colour, "source": c.source.short_label,
+         "listeners": n, "now_playing": None}
+        for i, (c, n) in enumerate(zip(channels, counts, strict=True))
+    ]  # fmt: skip
 
 
 class FakeParty:
@@ -43,7 +55,9 @@ class FakeParty:
     def __init__(self, config: Any) -> None:
         self.config = config
         self.status = FakeStatus(name=config.name)
-        self.sources: list[Any] = []
+        self.sources: list[Any] = []  # every source started or switched to, any channel
+        self.channel_sets: list[list[Channel]] = []  # at start and each set_channels
+        self.switched: list[int] = []  # the channel of each set_source
         self.fail_switch: str | None = None
         self.skips: list[int] = []
         self.typed: list[tuple[str, str]] = []
@@ -88,7 +102,11 @@ class FakeParty:
         for cb in self._event_cbs:
             cb(level, message)
 
-    async def start(self, spec: Any) -> FakeStatus:
+    async def start(self, channels: Any) -> FakeStatus:
+        if not isinstance(channels, list):  # a bare SourceSpec is one channel
+            channels = [default_channel(0, channels)]
+        self.channel_sets.append(channels)
+        spec = channels[0].source
         self.sources.append(spec)
         self._closed.clear()
         self._running = True
@@ -110,24 +128,38 @@ class FakeParty:
             url=f"http://192.0.2.7:{port}/",
             port=port,
             source={"kind": spec.kind, "label": spec.label, "failed": False},
+            channels=channel_rows(channels),
         )
         return self.status
 
     def go_live(self) -> None:
         self._live.set()
 
-    async def set_source(self, spec: Any) -> None:
+    async def set_source(self, spec: Any, channel: int = 0) -> None:
         if self.fail_switch:
             raise FakePartyError(self.fail_switch)
         self.sources.append(spec)
-        self.report(source={"kind": spec.kind, "label": spec.label, "failed": False})
+        self.switched.append(channel)
+        channels = list(self.channel_sets[-1])
+        channels[channel] = replace(channels[channel], source=spec)
+        self.channel_sets.append(channels)
+        changes: dict[str, Any] = {"channels": channel_rows(channels)}
+        if channel == 0:
+            changes["source"] = {"kind": spec.kind, "label": spec.label, "failed": False}
+        self.report(**changes)
 
-    async def skip(self, step: int) -> None:
-        if self.status.source.get("kind") != "playlist":
+    async def set_channels(self, channels: list[Channel]) -> None:
+        if self.fail_switch:
+            raise FakePartyError(self.fail_switch)
+        self.channel_sets.append(list(channels))
+        self.report(channels=channel_rows(channels))
+
+    async def skip(self, step: int, channel: int = 0) -> None:
+        if self.channel_sets[-1][channel].source.kind != "playlist":
             raise FakePartyError("Next and previous work when a playlist or folder plays.")
         self.skips.append(step)
 
-    async def set_track(self, title: str, artist: str = "") -> None:
+    async def set_track(self, title: str, artist: str = "", channel: int = 0) -> None:
         self.typed.append((title, artist))
 
     async def stop(self, timeout: float = 8.0) -> None:

@@ -34,10 +34,11 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
     await go_live(rig)
     assert not rig.menu.next_track.isEnabled(), "the demo has no next track"
     (tmp_path / "a.flac").write_bytes(b"")
-    rig.menu.shuffle.setChecked(True)  # remembered for the next list, the demo keeps playing
+    source = rig.menu.channels[0]
+    source.shuffle.setChecked(True)  # remembered for the next list, the demo keeps playing
     assert rig.party.sources == [SourceSpec("demo")]
 
-    rig.menu.open_folder.trigger()
+    source.open_folder.trigger()
     dialog = rig.shell.dialog
     assert isinstance(dialog, QFileDialog) and dialog.isVisible()
     dialog.selectFile(str(tmp_path))
@@ -45,7 +46,7 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
     want = SourceSpec("playlist", str(tmp_path), shuffle=True)
     await eventually(lambda: rig.host.settings.source == want, timeout=5, what="folder")
     assert rig.party.sources[-1] == want and rig.saved().source == want
-    assert rig.menu.open_folder.isChecked() and tmp_path.name in rig.menu.open_folder.text()
+    assert source.open_folder.isChecked() and tmp_path.name in source.open_folder.text()
 
     assert rig.menu.next_track.isEnabled() and rig.menu.previous_track.isEnabled()
     rig.menu.next_track.trigger()
@@ -55,7 +56,7 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
     # An M3U through "Open file or playlist…" is a playlist too.
     playlist = tmp_path / "mix.m3u"
     playlist.write_text("a.flac\n")
-    rig.menu.open_file.trigger()
+    source.open_file.trigger()
     dialog = rig.shell.dialog
     assert isinstance(dialog, QFileDialog)
     dialog.selectFile(str(playlist))
@@ -67,8 +68,8 @@ async def test_next_and_previous_follow_the_playlist(rig: Rig, tmp_path: Path) -
 async def test_host_types_what_plays_for_system_audio(rig: Rig) -> None:
     await go_live(rig)
     assert not rig.menu.type_track.isVisible(), "files and the demo have their own titles"
-    rig.menu.system.setEnabled(True)
-    rig.menu.source_chosen.emit(SourceSpec("system"))
+    rig.menu.channels[0].system.setEnabled(True)
+    rig.menu.source_chosen.emit(SourceSpec("system"), 0)
     await eventually(lambda: rig.host.settings.source.kind == "system", timeout=5)
     assert rig.menu.type_track.isVisible()
     rig.menu.type_track.trigger()

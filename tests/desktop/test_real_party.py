@@ -6,7 +6,7 @@ from pathlib import Path
 
 from desktop.devices import DeviceCache
 from desktop.host import PartyHost
-from desktop.settings import AppPaths, Settings, SettingsStore
+from desktop.settings import AppPaths, Settings, SettingsStore, one_channel
 from desktop.shell import Shell
 from server.sources.base import SourceSpec
 from tests.desktop.fakes import FakeAutostart, fake_scan
@@ -17,7 +17,9 @@ START_TIMEOUT = 90  # a cold spawn imports the protocol stack; two cores shared 
 
 
 def make_shell(paths: AppPaths, exits: list[int], source: SourceSpec) -> Shell:
-    settings = Settings(source=source, port=free_base_port(3), workers=2, name="Test party")
+    settings = Settings(
+        channels=one_channel(source), port=free_base_port(3), workers=2, name="Test party"
+    )
     host = PartyHost(
         SettingsStore(paths.settings_file), settings, paths.log_dir, public_host="127.0.0.1"
     )

@@ -137,7 +137,7 @@ async def test_start_stop_follow_the_party(rig: Rig) -> None:
     # wait on the page and start by themselves.
     assert window.stack.currentIndex() == 0 and window.qr.text().endswith(":21000/")
     assert "Warming up" in window.pill.text()
-    assert not menu.source_menu.isEnabled()
+    assert not menu.channels[0].menu.isEnabled()
     assert tray_icon_is(rig, "starting")
 
     rig.party.go_live()
@@ -222,24 +222,24 @@ async def test_broken_source_keeps_the_party_serving(rig: Rig) -> None:
 
 async def test_source_menu_offers_devices_and_explains_what_is_missing(rig: Rig) -> None:
     menu = rig.menu
-    assert menu.demo.isChecked()
-    assert [a.text() for a in menu.mic_actions] == [
+    assert menu.channels[0].demo.isChecked()
+    assert [a.text() for a in menu.channels[0].mic_actions] == [
         "Default input",
         "Built-in Microphone (default)",
         "USB Audio Mic",
     ]
-    assert menu.system.text() == "System audio (unavailable)"
-    assert "PulseAudio" in menu.system.toolTip()
+    assert menu.channels[0].system.text() == "System audio (unavailable)"
+    assert "PulseAudio" in menu.channels[0].system.toolTip()
 
-    menu.system.trigger()
+    menu.channels[0].system.trigger()
     assert rig.notices[-1][0] == "warning" and "PulseAudio" in rig.notices[-1][1]
-    assert rig.host.settings.source == SourceSpec("demo") and menu.demo.isChecked()
+    assert rig.host.settings.source == SourceSpec("demo") and menu.channels[0].demo.isChecked()
 
-    menu.mic_actions[2].trigger()
+    menu.channels[0].mic_actions[2].trigger()
     await eventually(lambda: rig.host.settings.source.kind == "mic", timeout=5)
     assert rig.host.settings.source == SourceSpec("mic", device="USB Audio Mic")
     assert rig.saved().source == SourceSpec("mic", device="USB Audio Mic")
-    assert menu.mic_actions[2].isChecked()
+    assert menu.channels[0].mic_actions[2].isChecked()
     assert "USB Audio Mic" in rig.shell.window.source_button.text()
 
 
@@ -248,49 +248,50 @@ async def test_devices_found_at_start_up_reach_the_menu(
 ) -> None:
     rig = await make_rig(app_paths, monkeypatch, prescan=False)
     try:
-        assert [a.text() for a in rig.menu.mic_actions] == ["Default input"]
-        assert rig.menu.system.text() == "System audio"  # not checked yet: no verdict
+        assert [a.text() for a in rig.menu.channels[0].mic_actions] == ["Default input"]
+        assert rig.menu.channels[0].system.text() == "System audio"  # not checked yet: no verdict
         rig.shell.start_up()
         await rig.shell.drain()
-        assert len(rig.menu.mic_actions) == 3
-        assert rig.menu.system.text() == "System audio (unavailable)"
+        assert len(rig.menu.channels[0].mic_actions) == 3
+        assert rig.menu.channels[0].system.text() == "System audio (unavailable)"
     finally:
         await close_rig(rig)
 
 
 async def test_switching_source_while_live(rig: Rig) -> None:
     await go_live(rig)
-    rig.menu.mic_actions[0].trigger()
+    rig.menu.channels[0].mic_actions[0].trigger()
     await eventually(lambda: len(rig.party.sources) == 2, timeout=5, what="switch")
     assert rig.party.sources[-1] == SourceSpec("mic")
     assert rig.saved().source == SourceSpec("mic")
-    rig.menu.mic_actions[0].trigger()  # what already plays: no restart, still ticked
+    rig.menu.channels[0].mic_actions[0].trigger()  # what already plays: no restart, still ticked
     await rig.shell.drain()
-    assert len(rig.party.sources) == 2 and rig.menu.mic_actions[0].isChecked()
+    assert len(rig.party.sources) == 2 and rig.menu.channels[0].mic_actions[0].isChecked()
 
     rig.party.fail_switch = "The input 'USB' is not connected."
-    rig.menu.demo.trigger()
+    rig.menu.channels[0].demo.trigger()
     await rig.shell.drain()
     assert rig.notices[-1] == ("error", "The input 'USB' is not connected.")
     assert [n[1] for n in rig.notices].count("The input 'USB' is not connected.") == 1
     assert rig.host.settings.source == SourceSpec("mic"), "the old source keeps playing"
-    assert rig.menu.mic_actions[0].isChecked()
+    assert rig.menu.channels[0].mic_actions[0].isChecked()
 
 
 async def test_open_file_and_url(rig: Rig, tmp_path: Path) -> None:
     song = tmp_path / "song.flac"
     song.write_bytes(b"fLaC")
-    rig.menu.open_file.trigger()
+    rig.menu.channels[0].open_file.trigger()
     dialog = rig.shell.dialog
     assert isinstance(dialog, QFileDialog) and dialog.isVisible()
-    assert rig.menu.demo.isChecked(), "nothing changes until a file is picked"
+    assert rig.menu.channels[0].demo.isChecked(), "nothing changes until a file is picked"
     dialog.selectFile(str(song))
     dialog.accept()
     await eventually(lambda: rig.host.settings.source.kind == "file", timeout=5)
     assert rig.host.settings.source == SourceSpec("file", str(song))
-    assert rig.menu.open_file.isChecked() and "song.flac" in rig.menu.open_file.text()
+    source = rig.menu.channels[0]
+    assert source.open_file.isChecked() and "song.flac" in source.open_file.text()
 
-    rig.menu.open_url.trigger()
+    rig.menu.channels[0].open_url.trigger()
     dialog = rig.shell.dialog
     assert isinstance(dialog, QInputDialog)
     dialog.setTextValue("ftp://example.org/radio")
@@ -298,7 +299,7 @@ async def test_open_file_and_url(rig: Rig, tmp_path: Path) -> None:
     assert rig.notices[-1][0] == "warning" and "http://" in rig.notices[-1][1]
     assert rig.host.settings.source.kind == "file"
 
-    rig.menu.open_url.trigger()
+    rig.menu.channels[0].open_url.trigger()
     dialog = rig.shell.dialog
     assert isinstance(dialog, QInputDialog)
     dialog.setTextValue(" https://radio.example.org/live.mp3 ")
@@ -412,7 +413,7 @@ async def test_without_a_tray_the_window_is_the_app(
         window = rig.shell.window
         assert window.isVisible()
         # the same controls: start/stop, source menu, and the rest behind "⋯"
-        assert window.source_button.menu() is rig.menu.source_menu
+        assert window.source_button.menu() is rig.menu.channels[0].menu
         more = [a.text() for a in window.more_menu.actions() if a.text()]
         assert more == [
             "Listeners…",
