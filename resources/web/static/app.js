@@ -11,6 +11,7 @@ import { setupCalibration } from "./calibrate.js";
 import { saveName, savedName, startReports } from "./report.js";
 import { setupMotion } from "./motion.js";
 import { currentTrack, renderNowPlaying } from "./nowplaying.js";
+import { setupChannels } from "./channels.js";
 
 const STATUS_EVERY_MS = 2000;
 const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly whether the party ended
@@ -153,6 +154,11 @@ const calibration = setupCalibration({
   },
 });
 
+const channels = setupChannels({
+  root: $("channels"), announce: $("channel-announce"), listener, playerId: tabPlayerId,
+  onChange: () => render(),
+});
+
 const reports = startReports({ listener, playerId: tabPlayerId, syncErrorMs: () => syncErrorMs() });
 const nameInput = $("guest-name");
 nameInput.value = savedName();
@@ -172,6 +178,7 @@ async function pollStatus() {
     party.url = status.url || null;
     party.listeners = Number.isInteger(status.listeners) ? status.listeners : null;
     party.nowPlaying = status.now_playing || null;
+    channels.update(status.channels);
     if (status.name && status.name !== party.name) {
       party.name = status.name;
       document.title = `${party.name} · Party Stream`;
@@ -371,12 +378,14 @@ function render() {
   ui.sync.hidden = !(current === "listening" || current === "tuning" || current === "reconnecting");
   $("calibrate-open").hidden = current !== "listening";
   renderSync();
+  channels.render();
   renderNowPlaying(nowPlaying(), { listening: listener.active && !ended, partyName: party.name });
 }
 
 function nowPlaying() {
   if (ended) return null;
-  return currentTrack(listener.connected ? listener.serverState : null, party.nowPlaying);
+  const playerState = listener.connected && !channels.staleMetadata() ? listener.serverState : null;
+  return currentTrack(playerState, channels.statusTrack(party.nowPlaying));
 }
 
 // ---------- diagnostics for tests and the listener panel (read-only) ----------
@@ -409,6 +418,7 @@ window.partyStream = {
       muted: listener.muted,
       partyName: ui.name.textContent,
       nowPlaying: nowPlaying(),
+      channels: channels.snapshot(),
       lockScreen: navigator.mediaSession && navigator.mediaSession.metadata
         ? {
           title: navigator.mediaSession.metadata.title,

@@ -1,0 +1,266 @@
+// Silent-disco channels on the phone: one big coloured button per channel (name, who listens,
+// what plays), one tap to switch, and the page's colour follows the channel like the light on
+// silent-disco headphones. A party with one channel shows nothing here: the page is as before.
+//
+// The switch is a POST to the worker this phone is connected to (docs/ARCHITECTURE.md, "HTTP
+// contract"): the Sendspin connection stays, only the audio routed to it changes, so there is
+// no reconnect to see. A guest may pick before tapping Listen: the choice is kept (per tab, in
+// sessionStorage, so a reload keeps it) and applied as soon as the player is connected, and
+// again after every reconnect (a new worker knows nothing of it).
+
+const KEY = "partystream-channel";
+const SWITCH_TIMEOUT_MS = 2500;
+const RETRY_MS = 1500;
+const STALE_METADATA_MS = 4000; // after a switch, the old channel's title may linger this long
+const SIMPLE_HEX = /^#[0-9a-f]{6}$/i;
+
+function savedChannel() {
+  try {
+    const saved = sessionStorage.getItem(KEY);
+    const index = saved === null ? NaN : Number(saved);
+    return Number.isInteger(index) && index >= 0 ? index : null;
+  } catch {
+    return null; // private mode: the choice lasts as long as the page
+  }
+}
+
+function saveChannel(index) {
+  try {
+    sessionStorage.setItem(KEY, String(index));
+  } catch {
+    // ignore
+  }
+}
+
+/** The valid rows of the status's `channels` list (never trust a page's input blindly). */
+function cleanChannels(list) {
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((c) => c && Number.isInteger(c.index) && typeof c.name === "string")
+    .map((c) => ({
+      index: c.index,
+      name: c.name,
+      colour: SIMPLE_HEX.test(c.colour || "") ? c.colour : "#a855f7",
+      listeners: Number.isInteger(c.listeners) ? c.listeners : null,
+      nowPlaying: c.now_playing || null,
+    }));
+}
+
+function trackLine(track) {
+  if (!track) return "";
+  const title = track.title || track.label || "";
+  return track.artist && title ? `${title} — ${track.artist}` : title;
+}
+
+function countText(listeners) {
+  if (listeners === null) return "";
+  return listeners === 1 ? "1 listening" : `${listeners} listening`;
+}
+
+/**
+ * @param {{root: HTMLElement, announce: HTMLElement, listener: any,
+ *          playerId: () => string, onChange: () => void}} parts
+ */
+export function setupChannels({ root, announce, listener, playerId, onChange }) {
+  let channels = [];
+  let chosen = savedChannel(); // what the guest picked (null: never picked, the server's 0)
+  let confirmed = null; // what the worker said we are on, for the current connection
+  let appliedJoin = -1; // listener.joins for which the choice was applied
+  let inFlight = false;
+  let retryAt = 0;
+  let switchedAt = 0;
+  let staleKey = null; // the player's title when the guest switched
+  const buttons = [];
+  const lights = []; // made on first use: a party with one channel has none
+  let lit = 0; // which of the two glows shows the current colour
+  let shownColour = null;
+
+  /** The channel the page shows as current: the guest's pick, else what the worker said. */
+  function current() {
+    const pick = chosen ?? confirmed ?? 0;
+    return channels.some((c) => c.index === pick) ? pick : channels.length ? channels[0].index : 0;
+  }
+
+  function metaKey() {
+    const meta = listener.serverState && listener.serverState.metadata;
+    return meta ? `${meta.title}\n${meta.artist}` : "";
+  }
+
+  function active() {
+    return channels.length > 1;
+  }
+
+  function choose(index) {
+    if (!channels.some((c) => c.index === index)) return;
+    const changed = index !== current();
+    chosen = index;
+    saveChannel(index);
+    if (changed) {
+      switchedAt = Date.now();
+      staleKey = metaKey();
+      const channel = channels.find((c) => c.index === index);
+      announce.textContent = `Now on ${channel.name}`;
+    }
+    appliedJoin = -1; // (re)send for this connection
+    render();
+    apply();
+    onChange();
+  }
+
+  /** Tell the worker our channel; one request at a time, the latest choice wins. */
+  async function apply() {
+    if (!active() || chosen === null || !listener.connected || !listener.worker) return;
+    if (inFlight || appliedJoin === listener.joins || Date.now() < retryAt) return;
+    inFlight = true;
+    const join = listener.joins;
+    const want = chosen;
+    const worker = listener.worker;
+    const query = new URLSearchParams({ id: playerId(), channel: String(want) });
+    const url = `${location.protocol}//${location.hostname}:${worker.port}/api/channel?${query}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), SWITCH_TIMEOUT_MS);
+    try {
+      const response = await fetch(url, {
+        method: "POST", cache: "no-store", credentials: "omit", signal: abort.signal,
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const body = await response.json().catch(() => null);
+      confirmed = body && Number.isInteger(body.channel) ? body.channel : want;
+      if (join === listener.joins && want === chosen) appliedJoin = join;
+    } catch (err) {
+      retryAt = Date.now() + RETRY_MS; // the next render (status poll, player event) retries
+      console.warn("channel switch failed", err);
+    } finally {
+      clearTimeout(timer);
+      inFlight = false;
+    }
+    render();
+    onChange();
+    if (appliedJoin !== listener.joins) setTimeout(apply, Math.max(0, retryAt - Date.now()));
+  }
+
+  function build() {
+    root.replaceChildren();
+    buttons.length = 0;
+    for (const channel of channels) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "channel";
+      button.dataset.index = String(channel.index);
+      button.innerHTML =
+        '<span class="channel-dot" aria-hidden="true"></span>' +
+        '<span class="channel-text"><span class="channel-name"></span>' +
+        '<span class="channel-now"></span></span><span class="channel-count">' +
+        '<svg class="icon" aria-hidden="true"><use href="#i-people"/></svg><span></span></span>';
+      button.addEventListener("click", () => choose(channel.index));
+      root.append(button);
+      buttons.push(button);
+    }
+  }
+
+  function render() {
+    root.hidden = !active();
+    document.documentElement.classList.toggle("has-channels", active());
+    if (!active()) {
+      paintColour(null);
+      return;
+    }
+    if (buttons.length !== channels.length) build();
+    const now = current();
+    channels.forEach((channel, i) => {
+      const button = buttons[i];
+      button.style.setProperty("--ch", channel.colour);
+      button.querySelector(".channel-name").textContent = channel.name;
+      button.querySelector(".channel-now").textContent = trackLine(channel.nowPlaying);
+      const count = button.querySelector(".channel-count");
+      count.hidden = channel.listeners === null; // never a made-up figure
+      count.lastChild.textContent = channel.listeners === null ? "" : String(channel.listeners);
+      const on = channel.index === now;
+      button.setAttribute("aria-pressed", String(on));
+      const parts = [channel.name, countText(channel.listeners), trackLine(channel.nowPlaying)];
+      button.setAttribute("aria-label", parts.filter(Boolean).join(", "));
+    });
+    paintColour(channels.find((c) => c.index === now).colour);
+    if (listener.connected && appliedJoin !== listener.joins) apply();
+  }
+
+  /** The accent follows the channel. Swapping two custom properties repaints (no layout);
+   *  the glow behind the page fades on the compositor (opacity only), see channels.css. */
+  function paintColour(colour) {
+    if (colour === shownColour) return;
+    shownColour = colour;
+    const style = document.documentElement.style;
+    if (colour) {
+      style.setProperty("--accent", colour);
+      style.setProperty("--accent-2", `color-mix(in srgb, ${colour} 60%, #fff)`);
+    } else {
+      style.removeProperty("--accent");
+      style.removeProperty("--accent-2");
+    }
+    // The browser's own bar too (Android Chrome), like the light on the headphones.
+    document.querySelector('meta[name="theme-color"]')?.setAttribute("content", colour || "#0c0a14");
+    if (colour && !lights.length) {
+      for (let i = 0; i < 2; i += 1) {
+        const light = document.createElement("div");
+        light.className = "channel-light";
+        light.setAttribute("aria-hidden", "true");
+        document.body.prepend(light);
+        lights.push(light);
+      }
+    }
+    if (!lights.length) return;
+    lights[lit].classList.remove("is-lit"); // the old colour fades out ...
+    lit = 1 - lit;
+    if (colour) {
+      lights[lit].style.setProperty("--light", colour); // ... while the new one fades in
+      lights[lit].classList.add("is-lit");
+    }
+  }
+
+  return {
+    /** The status poll's `channels` list. */
+    update(list) {
+      const next = cleanChannels(list);
+      const shape = (l) => l.map((c) => `${c.index}:${c.name}`).join("|");
+      if (shape(next) !== shape(channels)) buttons.length = 0; // rebuild on add/remove/rename
+      channels = next;
+      render();
+    },
+    render,
+    active,
+    /** What the now-playing card should show from the status: the current channel's track
+     *  when there are channels, else the party's (`fallback`). */
+    statusTrack(fallback) {
+      if (!active()) return fallback;
+      const channel = channels.find((c) => c.index === current());
+      return channel ? channel.nowPlaying : null;
+    },
+    /** Just after a switch the player's metadata still names the old channel's song (the
+     *  worker sends the new one when its audio plays): the status's track shows meanwhile. */
+    staleMetadata() {
+      if (active() && chosen !== null && listener.connected && appliedJoin !== listener.joins) {
+        return true; // connected, but not yet moved to the guest's channel
+      }
+      if (!switchedAt) return false;
+      if (Date.now() - switchedAt < STALE_METADATA_MS && metaKey() === staleKey) return true;
+      switchedAt = 0;
+      return false;
+    },
+    snapshot() {
+      return {
+        shown: !root.hidden,
+        current: active() ? current() : null,
+        chosen,
+        confirmed,
+        colour: shownColour,
+        buttons: buttons.map((b) => ({
+          name: b.querySelector(".channel-name").textContent,
+          count: b.querySelector(".channel-count").hidden
+            ? null : Number(b.querySelector(".channel-count").textContent),
+          now: b.querySelector(".channel-now").textContent,
+          pressed: b.getAttribute("aria-pressed") === "true",
+        })),
+      };
+    },
+  };
+}
