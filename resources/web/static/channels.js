@@ -69,6 +69,8 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
   let inFlight = false;
   let retryAt = 0;
   let switchedAt = 0;
+  let tappedAt = 0; // performance.now() of the last tap, for the switch time below
+  let switchMs = null; // tap to the worker's answer, last switch (diagnostics)
   let staleKey = null; // the player's title when the guest switched
   const buttons = [];
   const lights = []; // made on first use: a party with one channel has none
@@ -95,6 +97,7 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
     const changed = index !== current();
     chosen = index;
     saveChannel(index);
+    tappedAt = performance.now();
     if (changed) {
       switchedAt = Date.now();
       staleKey = metaKey();
@@ -126,6 +129,8 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const body = await response.json().catch(() => null);
       confirmed = body && Number.isInteger(body.channel) ? body.channel : want;
+      if (tappedAt) switchMs = performance.now() - tappedAt;
+      tappedAt = 0;
       if (join === listener.joins && want === chosen) appliedJoin = join;
     } catch (err) {
       retryAt = Date.now() + RETRY_MS; // the next render (status poll, player event) retries
@@ -224,6 +229,9 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
       const shape = (l) => l.map((c) => `${c.index}:${c.name}`).join("|");
       if (shape(next) !== shape(channels)) buttons.length = 0; // rebuild on add/remove/rename
       channels = next;
+      const known = (index) => channels.some((c) => c.index === index);
+      if (chosen !== null && channels.length && !known(chosen)) chosen = null; // host removed it
+      if (confirmed !== null && !known(confirmed)) confirmed = null;
       render();
     },
     render,
@@ -252,6 +260,7 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
         current: active() ? current() : null,
         chosen,
         confirmed,
+        switchMs,
         colour: shownColour,
         buttons: buttons.map((b) => ({
           name: b.querySelector(".channel-name").textContent,

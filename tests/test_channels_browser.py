@@ -1,0 +1,173 @@
+"""The channel picker on the phone page, in headless Chromium against a real party.
+
+One channel: the page is exactly as before (no picker, the party's own colours). Two and three
+channels: one big coloured button per channel with its listener count and what it plays; a tap
+moves the player on its open connection (no reconnect) and the page takes the channel's colour
+and title; the server reports the player on the new channel; a reload keeps the channel.
+Each channel plays its own tagged file, so the titles say which channel a page is on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.channels import Channel, default_channel
+from server.sources.base import SourceSpec
+from tests.browser.bridge import BrowserDriver, listening
+from tests.conftest import front_url
+from tests.helpers import eventually, get_json
+from tests.media import tagged_flac
+from tests.test_browser import assert_offline_clean, chromium, shot
+
+pytestmark = pytest.mark.browser
+
+TITLES = ["Red Song", "Blue Song", "Green Song"]
+COLOURS = ["#e53935", "#1e88e5", "#43a047"]
+SWITCH_BOUND_S = 5.0  # tap to the server's answer on the page; typically well under 0.5 s
+PAGE_STATE = """(() => ({
+  hasChannels: document.documentElement.classList.contains('has-channels'),
+  accent: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+  theme: document.querySelector('meta[name=theme-color]').content,
+  lights: document.querySelectorAll('.channel-light').length,
+  announced: document.getElementById('channel-announce').textContent,
+}))()"""
+
+
+def channels(tmp_path: Path, count: int) -> list[Channel]:
+    """`count` channels, each a looping file whose title names the channel."""
+    made = []
+    for i in range(count):
+        path = tagged_flac(
+            tmp_path / f"{i}.flac", title=TITLES[i], artist="DJ", level=1000 * (i + 1), seconds=20
+        )
+        made.append(default_channel(i, SourceSpec("file", str(path))))
+    return made
+
+
+async def open_page(browser: BrowserDriver, party: Any, page: str) -> None:
+    await browser.call("open", page=page, url=front_url(party, "/"), reducedMotion="reduce")
+
+
+def picker(snap: dict[str, Any]) -> dict[str, Any]:
+    return snap["channels"]
+
+
+async def server_counts(party: Any) -> list[int | None]:
+    code, body = await get_json(front_url(party, "/api/status"))
+    assert code == 200, body
+    return [c["listeners"] for c in body.get("channels", [])]
+
+
+async def server_channel(party: Any, player_id: str, port: int) -> int | None:
+    """Which channel the worker has this player on (`/api/me`, asked from its own address)."""
+    code, body = await get_json(f"http://127.0.0.1:{port}/api/me?id={player_id}")
+    return body.get("channel") if code == 200 and isinstance(body, dict) else None
+
+
+async def test_one_channel_shows_no_picker(start_party) -> None:
+    async with start_party(workers=1) as party, chromium() as browser:
+        await open_page(browser, party, "a")
+        await browser.wait_for("a", lambda s: s["listenersShown"] == 0, what="the party's status")
+        await browser.call("tap", page="a", selector="#start")
+        snap = await browser.wait_for("a", listening, what="playback")
+        assert picker(snap) == {
+            "shown": False, "current": None, "chosen": None, "confirmed": None,
+            "switchMs": None, "colour": None, "buttons": [],
+        }  # fmt: skip
+        page = await browser.call("eval", page="a", expression=PAGE_STATE)
+        assert page == {
+            "hasChannels": False, "accent": "#a855f7", "theme": "#0c0a14", "lights": 0,
+            "announced": "",
+        }, page  # fmt: skip
+        await shot(browser, "a", "channels-1")
+        await assert_offline_clean(browser, ["a"])
+
+
+async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
+    tmp_path: Path, start_party
+) -> None:
+    three = channels(tmp_path, 3)
+    async with start_party(three[:2], workers=1) as party, chromium() as browser:
+        # Before listening: the buttons, what each plays, and the first channel current.
+        await open_page(browser, party, "a")
+        await open_page(browser, party, "b")
+        snap = await browser.wait_for(
+            "a",
+            lambda s: [b["now"] for b in picker(s)["buttons"]] == [f"{t} — DJ" for t in TITLES[:2]],
+            what="two buttons with their titles",
+        )
+        assert [b["name"] for b in picker(snap)["buttons"]] == ["Red", "Blue"]
+        assert [b["pressed"] for b in picker(snap)["buttons"]] == [True, False]
+        assert picker(snap)["colour"] == COLOURS[0]
+        await shot(browser, "a", "channels-2")
+
+        # The host adds a third channel while the party runs: the page shows it.
+        await party.set_channels(three)
+        await browser.wait_for(
+            "a", lambda s: len(picker(s)["buttons"]) == 3, what="a third button", timeout=15
+        )
+
+        # Guest a picks Blue *before* tapping Listen; guest b just listens (Red).
+        await browser.call("tap", page="a", selector=".channel[data-index='1']")
+        await browser.call("tap", page="a", selector="#start")
+        await browser.call("tap", page="b", selector="#start")
+        a = await browser.wait_for(
+            "a", lambda s: listening(s) and picker(s)["confirmed"] == 1, what="a on Blue"
+        )
+        await browser.wait_for("b", listening, what="b playing")
+        assert await eventually(
+            lambda: _is(server_counts(party), [1, 1, 0]), what="server counts 1/1/0"
+        )
+        snap = await browser.wait_for(
+            "b",
+            lambda s: [b["count"] for b in picker(s)["buttons"]] == [1, 1, 0],
+            what="the page's counts 1/1/0",
+        )
+        assert (snap["nowPlaying"] or {}).get("title") == TITLES[0], snap["nowPlaying"]
+
+        # b taps Green: same connection, new colour and title; the server has b on Green.
+        joins, sockets = snap["joins"], len((await browser.call("network", page="b"))["ws"])
+        await browser.call("tap", page="b", selector=".channel[data-index='2']")
+        switched = await browser.wait_for(
+            "b", lambda s: picker(s)["confirmed"] == 2, what="the switch", timeout=SWITCH_BOUND_S
+        )
+        took_ms = picker(switched)["switchMs"]
+        assert picker(switched)["colour"] == COLOURS[2]
+        assert (switched["nowPlaying"] or {}).get("title") == TITLES[2], switched["nowPlaying"]
+        page = await browser.call("eval", page="b", expression=PAGE_STATE)
+        assert page["accent"] == COLOURS[2] and page["announced"] == "Now on Green", page
+        port = switched["worker"]["port"]
+        b_id = await browser.call("eval", page="b", expression="sessionStorage.getItem('partystream-player-id')")  # fmt: skip
+        assert await server_channel(party, b_id, port) == 2
+        assert await eventually(
+            lambda: _is(server_counts(party), [0, 1, 1]), what="server counts 0/1/1"
+        )
+        await browser.wait_for(
+            "b", lambda s: listening(s) and (s["nowPlaying"] or {}).get("title") == TITLES[2],
+            what="b playing Green's song",
+        )  # fmt: skip
+        network = await browser.call("network", page="b")
+        assert len(network["ws"]) == sockets and network["ws"][-1]["closed"] is None, network
+        assert (await browser.snapshot("b"))["joins"] == joins, "the switch reconnected"
+        await shot(browser, "b", "channels-3")
+
+        # A reload keeps Green (this tab's choice) and puts the new connection on it.
+        await browser.call("reload", page="b")
+        await browser.wait_for("b", lambda s: picker(s)["current"] == 2, what="Green after reload")
+        await browser.call("tap", page="b", selector="#start")
+        await browser.wait_for(
+            "b", lambda s: listening(s) and picker(s)["confirmed"] == 2, what="Green re-applied"
+        )
+        assert await eventually(
+            lambda: _is(server_counts(party), [0, 1, 1]), what="b back on Green"
+        )
+        assert a["channels"]["current"] == 1
+        await assert_offline_clean(browser, ["a"])
+        print(f"channel switch: tap to the worker's answer {took_ms:.0f} ms")
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return (await value) == expected
