@@ -27,6 +27,7 @@ pytestmark = pytest.mark.browser
 TITLES = ["Red Song", "Blue Song", "Green Song"]
 COLOURS = ["#e53935", "#1e88e5", "#43a047"]
 SWITCH_BOUND_S = 5.0  # tap to the server's answer on the page; typically well under 0.5 s
+PLAYER_ID = "sessionStorage.getItem('partystream-player-id')"  # listener.js tabPlayerId()
 PAGE_STATE = """(() => ({
   hasChannels: document.documentElement.classList.contains('has-channels'),
   accent: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
@@ -140,7 +141,7 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
         page = await browser.call("eval", page="b", expression=PAGE_STATE)
         assert page["accent"] == COLOURS[2] and page["announced"] == "Now on Green", page
         port = switched["worker"]["port"]
-        b_id = await browser.call("eval", page="b", expression="sessionStorage.getItem('partystream-player-id')")  # fmt: skip
+        b_id = await browser.call("eval", page="b", expression=PLAYER_ID)
         assert await server_channel(party, b_id, port) == 2
         assert await eventually(
             lambda: _is(server_counts(party), [0, 1, 1]), what="server counts 0/1/1"
