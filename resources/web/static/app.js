@@ -345,6 +345,7 @@ function render() {
   const [message, detail] = COPY[current];
   ui.message.textContent = message;
   let extra = detail;
+  if (current === "idle" && channels.active()) extra = "Pick a channel, then tap the button.";
   if (current === "idle" && comeback) extra = `${comeback} Tap the button to join.`;
   if (current === "ended" && party.misses >= UNREACHABLE_TIMES) {
     extra = "We can't reach the party any more. Check that you're on the host's Wi-Fi.";
