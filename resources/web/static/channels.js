@@ -105,9 +105,7 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
       announce.textContent = `Now on ${channel.name}`;
     }
     appliedJoin = -1; // (re)send for this connection
-    render();
-    apply();
-    onChange();
+    onChange(); // the page repaints (and render() sends the choice when connected)
   }
 
   /** Tell the worker our channel; one request at a time, the latest choice wins. */
@@ -139,7 +137,6 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
       clearTimeout(timer);
       inFlight = false;
     }
-    render();
     onChange();
     if (appliedJoin !== listener.joins) setTimeout(apply, Math.max(0, retryAt - Date.now()));
   }
