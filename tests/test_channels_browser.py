@@ -28,6 +28,10 @@ TITLES = ["Red Song", "Blue Song", "Green Song"]
 COLOURS = ["#e53935", "#1e88e5", "#43a047"]
 SWITCH_BOUND_S = 5.0  # tap to the server's answer on the page; typically well under 0.5 s
 PLAYER_ID = "sessionStorage.getItem('partystream-player-id')"  # listener.js tabPlayerId()
+# The page's phase every 50 ms from before the tap until the test has seen the switch through.
+RECORD_PHASES = """window.phases = [];
+  window.recorder = setInterval(() => phases.push(partyStream.snapshot().phase), 50)"""
+STOP_RECORDING = "clearInterval(window.recorder), window.phases"
 PAGE_STATE = """(() => ({
   hasChannels: document.documentElement.classList.contains('has-channels'),
   accent: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
@@ -92,24 +96,18 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
 ) -> None:
     three = channels(tmp_path, 3)
     async with start_party(three[:2], workers=1) as party, chromium() as browser:
-        # Before listening: the buttons, what each plays, and the first channel current.
+        # Before listening: a button per channel, nobody on either, the first one current.
         await open_page(browser, party, "a")
         await open_page(browser, party, "b")
         snap = await browser.wait_for(
             "a",
-            lambda s: [b["now"] for b in picker(s)["buttons"]] == [f"{t} — DJ" for t in TITLES[:2]],
-            what="two buttons with their titles",
+            lambda s: (
+                [(b["name"], b["count"]) for b in picker(s)["buttons"]] == [("Red", 0), ("Blue", 0)]
+            ),
+            what="two buttons with counts of 0",
         )
-        assert [b["name"] for b in picker(snap)["buttons"]] == ["Red", "Blue"]
         assert [b["pressed"] for b in picker(snap)["buttons"]] == [True, False]
         assert picker(snap)["colour"] == COLOURS[0]
-        await shot(browser, "a", "channels-2")
-
-        # The host adds a third channel while the party runs: the page shows it.
-        await party.set_channels(three)
-        await browser.wait_for(
-            "a", lambda s: len(picker(s)["buttons"]) == 3, what="a third button", timeout=15
-        )
 
         # Guest a picks Blue *before* tapping Listen; guest b just listens (Red).
         await browser.call("tap", page="a", selector=".channel[data-index='1']")
@@ -119,18 +117,34 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
             "a", lambda s: listening(s) and picker(s)["confirmed"] == 1, what="a on Blue"
         )
         await browser.wait_for("b", listening, what="b playing")
-        assert await eventually(
-            lambda: _is(server_counts(party), [1, 1, 0]), what="server counts 1/1/0"
+        assert await eventually(lambda: _is(server_counts(party), [1, 1]), what="counts 1/1")
+        snap = await browser.wait_for(
+            "a",
+            lambda s: (
+                [(b["count"], b["now"]) for b in picker(s)["buttons"]]
+                == [(1, f"{TITLES[0]} — DJ"), (1, f"{TITLES[1]} — DJ")]
+            ),
+            what="counts 1/1 and each channel's title on the page",
         )
+        assert (snap["nowPlaying"] or {}).get("title") == TITLES[1], snap["nowPlaying"]
+        await shot(browser, "a", "channels-2")
+
+        # The host adds a third channel while the party runs: the page shows it.
+        await party.set_channels(three)
         snap = await browser.wait_for(
             "b",
-            lambda s: [b["count"] for b in picker(s)["buttons"]] == [1, 1, 0],
-            what="the page's counts 1/1/0",
+            lambda s: (
+                [(b["count"], b["now"]) for b in picker(s)["buttons"]]
+                == [(1, f"{TITLES[0]} — DJ"), (1, f"{TITLES[1]} — DJ"), (0, f"{TITLES[2]} — DJ")]
+            ),
+            what="a third button",
         )
         assert (snap["nowPlaying"] or {}).get("title") == TITLES[0], snap["nowPlaying"]
 
         # b taps Green: same connection, new colour and title; the server has b on Green.
         joins, sockets = snap["joins"], len((await browser.call("network", page="b"))["ws"])
+        await browser.call("eval", page="b", expression=RECORD_PHASES)
+        before = await browser.call("metrics", page="b")
         await browser.call("tap", page="b", selector=".channel[data-index='2']")
         switched = await browser.wait_for(
             "b", lambda s: picker(s)["confirmed"] == 2, what="the switch", timeout=SWITCH_BOUND_S
@@ -147,9 +161,12 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
             lambda: _is(server_counts(party), [0, 1, 1]), what="server counts 0/1/1"
         )
         await browser.wait_for(
-            "b", lambda s: listening(s) and (s["nowPlaying"] or {}).get("title") == TITLES[2],
-            what="b playing Green's song",
+            "b", lambda s: [b["count"] for b in picker(s)["buttons"]] == [0, 1, 1],
+            what="the page's counts 0/1/1", timeout=10,
         )  # fmt: skip
+        after = await browser.call("metrics", page="b")
+        phases = await browser.call("eval", page="b", expression=STOP_RECORDING)
+        assert set(phases) == {"listening"}, f"the guest saw the switch: {phases}"
         network = await browser.call("network", page="b")
         assert len(network["ws"]) == sockets and network["ws"][-1]["closed"] is None, network
         assert (await browser.snapshot("b"))["joins"] == joins, "the switch reconnected"
@@ -165,9 +182,10 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
         assert await eventually(
             lambda: _is(server_counts(party), [0, 1, 1]), what="b back on Green"
         )
-        assert a["channels"]["current"] == 1
+        assert picker(await browser.snapshot("a"))["current"] == 1 == picker(a)["current"]
         await assert_offline_clean(browser, ["a"])
-        print(f"channel switch: tap to the worker's answer {took_ms:.0f} ms")
+        layouts = after["LayoutCount"] - before["LayoutCount"]
+        print(f"channel switch: tap to the worker's answer {took_ms:.0f} ms; {layouts:.0f} layouts")
 
 
 async def _is(value: Any, expected: Any) -> bool:

@@ -19,6 +19,7 @@ const STATUS_HIDDEN_EVERY_MS = 10000; // nobody reads the count on a locked scre
 const UNREACHABLE_TIMES = 3; // consecutive failed status polls before we call the party over
 const AWAY_LIMIT_MS = 10 * 60 * 1000;
 const SYNC_SAMPLE_MS = 500;
+const COUNTS_SETTLE_MS = 600; // a worker reports a switched phone's count within ~0.5 s
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -157,9 +158,12 @@ const calibration = setupCalibration({
 const channels = setupChannels({
   root: $("channels"), announce: $("channel-announce"), listener, playerId: tabPlayerId,
   onChange: () => render(),
+  onSwitched: () => setTimeout(() => pollNow && pollNow(), COUNTS_SETTLE_MS),
 });
 
-const reports = startReports({ listener, playerId: tabPlayerId, syncErrorMs: () => syncErrorMs() });
+const reports = startReports({
+  listener, playerId: tabPlayerId, syncErrorMs: () => syncErrorMs(), onChannel: channels.heard,
+});
 const nameInput = $("guest-name");
 nameInput.value = savedName();
 nameInput.addEventListener("change", () => {
@@ -178,7 +182,7 @@ async function pollStatus() {
     party.url = status.url || null;
     party.listeners = Number.isInteger(status.listeners) ? status.listeners : null;
     party.nowPlaying = status.now_playing || null;
-    channels.update(status.channels);
+    if (channels.update(status.channels)) reports.now(); // its answer: our channel
     if (status.name && status.name !== party.name) {
       party.name = status.name;
       document.title = `${party.name} · Party Stream`;
@@ -385,7 +389,7 @@ function render() {
 
 function nowPlaying() {
   if (ended) return null;
-  const playerState = listener.connected && !channels.staleMetadata() ? listener.serverState : null;
+  const playerState = listener.connected && !channels.active() ? listener.serverState : null;
   return currentTrack(playerState, channels.statusTrack(party.nowPlaying));
 }
 

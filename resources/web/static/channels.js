@@ -10,8 +10,7 @@
 
 const KEY = "partystream-channel";
 const SWITCH_TIMEOUT_MS = 2500;
-const RETRY_MS = 1500;
-const STALE_METADATA_MS = 4000; // after a switch, the old channel's title may linger this long
+const RETRY_MS = 700; // e.g. the worker has not seen our hello yet (404)
 const SIMPLE_HEX = /^#[0-9a-f]{6}$/i;
 
 function savedChannel() {
@@ -59,19 +58,18 @@ function countText(listeners) {
 
 /**
  * @param {{root: HTMLElement, announce: HTMLElement, listener: any,
- *          playerId: () => string, onChange: () => void}} parts
+ *          playerId: () => string, onChange: () => void, onSwitched: () => void}} parts
  */
-export function setupChannels({ root, announce, listener, playerId, onChange }) {
+export function setupChannels({ root, announce, listener, playerId, onChange, onSwitched }) {
   let channels = [];
   let chosen = savedChannel(); // what the guest picked (null: never picked, the server's 0)
   let confirmed = null; // what the worker said we are on, for the current connection
   let appliedJoin = -1; // listener.joins for which the choice was applied
   let inFlight = false;
   let retryAt = 0;
-  let switchedAt = 0;
+  let answeredAt = 0; // performance.now() of the worker's last answer to a switch
   let tappedAt = 0; // performance.now() of the last tap, for the switch time below
   let switchMs = null; // tap to the worker's answer, last switch (diagnostics)
-  let staleKey = null; // the player's title when the guest switched
   const buttons = [];
   const lights = []; // made on first use: a party with one channel has none
   let lit = 0; // which of the two glows shows the current colour
@@ -81,11 +79,6 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
   function current() {
     const pick = chosen ?? confirmed ?? 0;
     return channels.some((c) => c.index === pick) ? pick : channels.length ? channels[0].index : 0;
-  }
-
-  function metaKey() {
-    const meta = listener.serverState && listener.serverState.metadata;
-    return meta ? `${meta.title}\n${meta.artist}` : "";
   }
 
   function active() {
@@ -99,8 +92,6 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
     saveChannel(index);
     tappedAt = performance.now();
     if (changed) {
-      switchedAt = Date.now();
-      staleKey = metaKey();
       const channel = channels.find((c) => c.index === index);
       announce.textContent = `Now on ${channel.name}`;
     }
@@ -127,9 +118,11 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const body = await response.json().catch(() => null);
       confirmed = body && Number.isInteger(body.channel) ? body.channel : want;
-      if (tappedAt) switchMs = performance.now() - tappedAt;
+      answeredAt = performance.now();
+      if (tappedAt) switchMs = answeredAt - tappedAt;
       tappedAt = 0;
       if (join === listener.joins && want === chosen) appliedJoin = join;
+      onSwitched(); // soon: the counts with this phone on its new channel
     } catch (err) {
       retryAt = Date.now() + RETRY_MS; // the next render (status poll, player event) retries
       console.warn("channel switch failed", err);
@@ -220,36 +213,42 @@ export function setupChannels({ root, announce, listener, playerId, onChange }) 
   }
 
   return {
-    /** The status poll's `channels` list. */
+    /** The status poll's `channels` list; true when the set changed (add, remove, rename):
+     *  then the page asks the worker where we are (the host may have moved us). */
     update(list) {
       const next = cleanChannels(list);
       const shape = (l) => l.map((c) => `${c.index}:${c.name}`).join("|");
-      if (shape(next) !== shape(channels)) buttons.length = 0; // rebuild on add/remove/rename
+      const reshaped = shape(next) !== shape(channels);
+      if (reshaped) buttons.length = 0; // rebuilt at the next render
       channels = next;
       const known = (index) => channels.some((c) => c.index === index);
       if (chosen !== null && channels.length && !known(chosen)) chosen = null; // host removed it
       if (confirmed !== null && !known(confirmed)) confirmed = null;
       render();
+      return reshaped && channels.length > 0;
     },
     render,
     active,
-    /** What the now-playing card should show from the status: the current channel's track
-     *  when there are channels, else the party's (`fallback`). */
+    /** What the now-playing card shows: with channels, the current channel's track from the
+     *  status (the Sendspin metadata role is per group, so the player only ever hears the
+     *  first channel's titles); without, the party's (`fallback`). */
     statusTrack(fallback) {
       if (!active()) return fallback;
       const channel = channels.find((c) => c.index === current());
       return channel ? channel.nowPlaying : null;
     },
-    /** Just after a switch the player's metadata still names the old channel's song (the
-     *  worker sends the new one when its audio plays): the status's track shows meanwhile. */
-    staleMetadata() {
-      if (active() && chosen !== null && listener.connected && appliedJoin !== listener.joins) {
-        return true; // connected, but not yet moved to the guest's channel
+    /** The worker's answer to a report (report.js): the channel it has us on. Adopted when
+     *  the host moved us (a channel removed or reordered), never over a pick in flight. */
+    heard(index, askedAt) {
+      if (!active() || !Number.isInteger(index) || inFlight || askedAt < answeredAt) return;
+      if (appliedJoin !== listener.joins && chosen !== null) return; // ours is still to send
+      if (index === current() && confirmed === index) return;
+      confirmed = index;
+      if (chosen !== null) {
+        chosen = index;
+        saveChannel(index);
       }
-      if (!switchedAt) return false;
-      if (Date.now() - switchedAt < STALE_METADATA_MS && metaKey() === staleKey) return true;
-      switchedAt = 0;
-      return false;
+      onChange();
     },
     snapshot() {
       return {
