@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from server.channels import Channel, default_channel
@@ -20,7 +21,7 @@ from tests.browser.bridge import BrowserDriver, listening
 from tests.conftest import front_url
 from tests.helpers import eventually, get_json
 from tests.media import tagged_flac
-from tests.test_browser import assert_offline_clean, chromium, shot
+from tests.test_browser import _pid_listening_on, assert_offline_clean, chromium, shot
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +67,7 @@ async def server_counts(party: Any) -> list[int | None]:
     return [c["listeners"] for c in body.get("channels", [])]
 
 
-async def server_channel(party: Any, player_id: str, port: int) -> int | None:
+async def server_channel(player_id: str, port: int) -> int | None:
     """Which channel the worker has this player on (`/api/me`, asked from its own address)."""
     code, body = await get_json(f"http://127.0.0.1:{port}/api/me?id={player_id}")
     return body.get("channel") if code == 200 and isinstance(body, dict) else None
@@ -113,7 +114,7 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
         await browser.call("tap", page="a", selector=".channel[data-index='1']")
         await browser.call("tap", page="a", selector="#start")
         await browser.call("tap", page="b", selector="#start")
-        a = await browser.wait_for(
+        await browser.wait_for(
             "a", lambda s: listening(s) and picker(s)["confirmed"] == 1, what="a on Blue"
         )
         await browser.wait_for("b", listening, what="b playing")
@@ -156,7 +157,7 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
         assert page["accent"] == COLOURS[2] and page["announced"] == "Now on Green", page
         port = switched["worker"]["port"]
         b_id = await browser.call("eval", page="b", expression=PLAYER_ID)
-        assert await server_channel(party, b_id, port) == 2
+        assert await server_channel(b_id, port) == 2
         assert await eventually(
             lambda: _is(server_counts(party), [0, 1, 1]), what="server counts 0/1/1"
         )
@@ -182,8 +183,20 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
         assert await eventually(
             lambda: _is(server_counts(party), [0, 1, 1]), what="b back on Green"
         )
-        assert picker(await browser.snapshot("a"))["current"] == 1 == picker(a)["current"]
-        await assert_offline_clean(browser, ["a"])
+
+        # The worker dies and comes back knowing nobody: each page puts itself back.
+        psutil.Process(_pid_listening_on(port)).kill()
+        for page in ("a", "b"):
+            await browser.wait_for(
+                page, lambda s: listening(s) and s["joins"] >= 2, what="rejoined", timeout=30
+            )
+        a_id = await browser.call("eval", page="a", expression=PLAYER_ID)
+        for player, channel in ((a_id, 1), (b_id, 2)):
+            assert await eventually(
+                lambda p=player, c=channel: _is(server_channel(p, port), c),
+                what=f"{player} back on channel {channel}",
+            )
+        await assert_offline_clean(browser, ["a", "b"])
         layouts = after["LayoutCount"] - before["LayoutCount"]
         print(f"channel switch: tap to the worker's answer {took_ms:.0f} ms; {layouts:.0f} layouts")
 
