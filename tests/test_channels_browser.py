@@ -78,7 +78,9 @@ async def test_one_channel_shows_no_picker(start_party) -> None:
         await open_page(browser, party, "a")
         await browser.wait_for("a", lambda s: s["listenersShown"] == 0, what="the party's status")
         await browser.call("tap", page="a", selector="#start")
-        snap = await browser.wait_for("a", listening, what="playback")
+        snap = await browser.wait_for(
+            "a", lambda s: listening(s) and s["listenersShown"] == 1, what="playback, count 1"
+        )
         assert picker(snap) == {
             "shown": False, "current": None, "chosen": None, "confirmed": None,
             "switchMs": None, "colour": None, "buttons": [],
@@ -196,6 +198,19 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
                 lambda p=player, c=channel: _is(server_channel(p, port), c),
                 what=f"{player} back on channel {channel}",
             )
+
+        # The host removes Blue: Green is now the second channel and keeps its guest, Blue's
+        # guest lands on the first; each page learns it from its worker (/api/me's answer).
+        await party.set_channels([three[0], three[2]])
+        for page, player, index in (("a", a_id, 0), ("b", b_id, 1)):
+            snap = await browser.wait_for(
+                page,
+                lambda s, i=index: len(picker(s)["buttons"]) == 2 and picker(s)["current"] == i,
+                what=f"the page on channel {index}",
+                timeout=15,
+            )
+            assert picker(snap)["colour"] == [COLOURS[0], COLOURS[2]][index]
+            assert await server_channel(player, port) == index
         await assert_offline_clean(browser, ["a", "b"])
         layouts = after["LayoutCount"] - before["LayoutCount"]
         print(f"channel switch: tap to the worker's answer {took_ms:.0f} ms; {layouts:.0f} layouts")

@@ -182,7 +182,12 @@ async function pollStatus() {
     party.url = status.url || null;
     party.listeners = Number.isInteger(status.listeners) ? status.listeners : null;
     party.nowPlaying = status.now_playing || null;
-    if (channels.update(status.channels)) reports.now(); // its answer: our channel
+    if (channels.update(status.channels)) {
+      // The worker's answer says where the host's change put us; ask again in a moment in
+      // case the status showed the new set before our worker had it.
+      reports.now();
+      setTimeout(reports.now, COUNTS_SETTLE_MS * 2);
+    }
     if (status.name && status.name !== party.name) {
       party.name = status.name;
       document.title = `${party.name} · Party Stream`;

@@ -11,7 +11,8 @@
 const KEY = "partystream-channel";
 const SWITCH_TIMEOUT_MS = 2500;
 const RETRY_MS = 700; // e.g. the worker has not seen our hello yet (404)
-const SIMPLE_HEX = /^#[0-9a-f]{6}$/i;
+const TRIES = 5; // per pick and connection; then the page shows where the worker has us
+const HEX_COLOUR = /^#[0-9a-f]{6}$/i;
 
 function savedChannel() {
   try {
@@ -39,7 +40,7 @@ function cleanChannels(list) {
     .map((c) => ({
       index: c.index,
       name: c.name,
-      colour: SIMPLE_HEX.test(c.colour || "") ? c.colour : "#a855f7",
+      colour: HEX_COLOUR.test(c.colour || "") ? c.colour : "#a855f7",
       listeners: Number.isInteger(c.listeners) ? c.listeners : null,
       nowPlaying: c.now_playing || null,
     }));
@@ -67,6 +68,8 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
   let appliedJoin = -1; // listener.joins for which the choice was applied
   let inFlight = false;
   let retryAt = 0;
+  let failures = 0; // failed sends of the current pick on the current connection
+  let triedJoin = -1; // the connection `failures` counts for
   let answeredAt = 0; // performance.now() of the worker's last answer to a switch
   let tappedAt = 0; // performance.now() of the last tap, for the switch time below
   let switchMs = null; // tap to the worker's answer, last switch (diagnostics)
@@ -96,6 +99,7 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
       announce.textContent = `Now on ${channel.name}`;
     }
     appliedJoin = -1; // (re)send for this connection
+    failures = 0;
     onChange(); // the page repaints (and render() sends the choice when connected)
   }
 
@@ -103,8 +107,10 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
   async function apply() {
     if (!active() || chosen === null || !listener.connected || !listener.worker) return;
     if (inFlight || appliedJoin === listener.joins || Date.now() < retryAt) return;
-    inFlight = true;
     const join = listener.joins;
+    if (join !== triedJoin) [triedJoin, failures, confirmed] = [join, 0, null]; // a new connection
+    if (failures >= TRIES) return;
+    inFlight = true;
     const want = chosen;
     const worker = listener.worker;
     const query = new URLSearchParams({ id: playerId(), channel: String(want) });
@@ -122,16 +128,21 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
       if (tappedAt) switchMs = answeredAt - tappedAt;
       tappedAt = 0;
       if (join === listener.joins && want === chosen) appliedJoin = join;
+      failures = 0;
       onSwitched(); // soon: the counts with this phone on its new channel
     } catch (err) {
       retryAt = Date.now() + RETRY_MS; // the next render (status poll, player event) retries
+      failures += 1;
       console.warn("channel switch failed", err);
+      if (failures >= TRIES) chosen = confirmed; // show where the worker has us, not the wish
     } finally {
       clearTimeout(timer);
       inFlight = false;
     }
     onChange();
-    if (appliedJoin !== listener.joins) setTimeout(apply, Math.max(0, retryAt - Date.now()));
+    if (appliedJoin !== listener.joins && failures < TRIES) {
+      setTimeout(apply, Math.max(0, retryAt - Date.now()));
+    }
   }
 
   function build() {
