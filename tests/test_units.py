@@ -10,20 +10,25 @@ import pytest
 
 from server import ipc
 from server.audio_format import CHUNK_BYTES, duration_us
+from server.channels import MAX_CHANNELS, Channel, default_channel, parse_arg, plan, problem
 from server.frontdoor import JOIN_GRACE_S, pick
 from server.messages import (
     Background,
     Count,
     Hello,
+    Lineup,
+    NowPlaying,
     Pcm,
     ProtocolError,
     Reset,
+    SetChannels,
     SetSource,
     Stop,
     decode,
     encode,
     serve_link,
 )
+from server.sources.base import SourceSpec
 from server.sources.demo import rendered_pcm
 from server.supervisor import (
     BACKOFF_MAX_S,
@@ -44,9 +49,12 @@ CHUNK_US = duration_us(CHUNK_BYTES)
 def test_every_message_survives_the_wire() -> None:
     for msg in (
         Hello(token="t", role="worker", id=3),
-        SetSource(id=7, source={"kind": "file", "location": "/x é.flac"}),
-        Pcm(ts=123_456_789, pcm=b"\x00\x01" * 960),
-        Count(listeners=4, sessions=6),
+        SetSource(id=7, source={"kind": "file", "location": "/x é.flac"}, channel=2),
+        SetChannels(id=8, channels=[default_channel(1, SourceSpec("demo")).to_dict()]),
+        Pcm(ts=123_456_789, pcm=b"\x00\x01" * 960, channel=1),
+        NowPlaying(ts=5, title="Song", channel=2, artwork=b"\x89PNG"),
+        Count(listeners=4, sessions=6, channels=[1, 0, 3]),
+        Lineup(kept=[2, None, 0]),
         Stop(),
     ):
         header, payload = encode(msg)
@@ -225,3 +233,48 @@ async def test_a_flood_of_silent_connections_cannot_hold_the_link_port() -> None
     await eventually(lambda: linked, timeout=5, what="the real child linked")
     await child.close()
     server.close()
+
+
+# -- channels ------------------------------------------------------------------------------
+DEMO, SYSTEM = SourceSpec("demo"), SourceSpec("system")
+SONG = SourceSpec("file", "/music/song.flac")
+
+
+def test_a_channel_survives_its_dict_and_the_palette_names_the_defaults() -> None:
+    red = default_channel(0, SONG)
+    assert (red.name, red.colour) == ("Red", "#e53935")
+    assert Channel.from_dict(red.to_dict()) == red
+    assert [default_channel(i, DEMO).name for i in range(MAX_CHANNELS)] == [
+        "Red",
+        "Blue",
+        "Green",
+    ]
+
+
+def test_a_set_of_channels_says_why_it_cannot_play() -> None:
+    red = default_channel(0, DEMO)
+    assert problem([red]) is None and problem([red] * MAX_CHANNELS) is None
+    assert "1 to 3" in (problem([]) or "") and "1 to 3" in (problem([red] * 4) or "")
+    assert "name" in (problem([Channel(" ", "#000000", DEMO)]) or "")
+    assert "#rrggbb" in (problem([Channel("Red", "red", DEMO)]) or "")
+
+
+def test_a_channel_option_is_name_equals_source() -> None:
+    assert parse_arg("Anna's list=/music/a b.m3u", 0) == ("Anna's list", "/music/a b.m3u")
+    assert parse_arg("demo", 1) == ("Blue", "demo")  # no name: the palette's
+    assert parse_arg("=system", 2) == ("Green", "system")
+
+
+def test_a_new_set_of_channels_continues_the_old_ones_it_can() -> None:
+    red, blue, green = (default_channel(i, s) for i, s in enumerate((DEMO, SONG, SYSTEM)))
+    assert plan([red, blue, green], [red, blue, green]) == [0, 1, 2]
+    assert plan([red, blue, green], [red, green]) == [0, 2]  # Blue removed
+    assert plan([red, blue], [blue, red]) == [1, 0]  # reordered
+    assert plan([red], [red, blue]) == [0, None]  # Blue added
+    renamed = Channel("Dance", "#ff00ff", DEMO)
+    assert plan([red, blue], [renamed, blue]) == [0, 1]  # same source: Red renamed
+    resourced = Channel("Blue", blue.colour, SYSTEM)
+    assert plan([red, blue], [red, resourced]) == [0, 1]  # same name: a new source
+    other = Channel("Other", "#000000", SourceSpec("url", "http://radio/"))
+    assert plan([red, blue], [red, other]) == [0, 1]  # nothing alike: the same place
+    assert plan([red, blue, green], [other]) == [0]
