@@ -57,6 +57,15 @@ function countText(listeners) {
   return listeners === 1 ? "1 listening" : `${listeners} listening`;
 }
 
+// The page re-renders on every player event: touch the DOM only for a real change.
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function setAttr(element, name, value) {
+  if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+}
+
 /**
  * @param {{root: HTMLElement, announce: HTMLElement, listener: any,
  *          playerId: () => string, onChange: () => void, onSwitched: () => void}} parts
@@ -153,6 +162,7 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
       button.type = "button";
       button.className = "channel";
       button.dataset.index = String(channel.index);
+      button.style.setProperty("--ch", channel.colour);
       button.innerHTML =
         '<span class="channel-dot" aria-hidden="true"></span>' +
         '<span class="channel-text"><span class="channel-name"></span>' +
@@ -165,7 +175,7 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
   }
 
   function render() {
-    root.hidden = !active();
+    if (root.hidden === active()) root.hidden = !active();
     document.documentElement.classList.toggle("has-channels", active());
     if (!active()) {
       paintColour(null);
@@ -175,16 +185,15 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
     const now = current();
     channels.forEach((channel, i) => {
       const button = buttons[i];
-      button.style.setProperty("--ch", channel.colour);
-      button.querySelector(".channel-name").textContent = channel.name;
-      button.querySelector(".channel-now").textContent = trackLine(channel.nowPlaying);
+      setText(button.querySelector(".channel-name"), channel.name);
+      setText(button.querySelector(".channel-now"), trackLine(channel.nowPlaying));
       const count = button.querySelector(".channel-count");
-      count.hidden = channel.listeners === null; // never a made-up figure
-      count.lastChild.textContent = channel.listeners === null ? "" : String(channel.listeners);
-      const on = channel.index === now;
-      button.setAttribute("aria-pressed", String(on));
+      const unknown = channel.listeners === null; // never a made-up figure
+      if (count.hidden !== unknown) count.hidden = unknown;
+      setText(count.lastChild, channel.listeners === null ? "" : String(channel.listeners));
+      setAttr(button, "aria-pressed", String(channel.index === now));
       const parts = [channel.name, countText(channel.listeners), trackLine(channel.nowPlaying)];
-      button.setAttribute("aria-label", parts.filter(Boolean).join(", "));
+      setAttr(button, "aria-label", parts.filter(Boolean).join(", "));
     });
     paintColour(channels.find((c) => c.index === now).colour);
     if (listener.connected && appliedJoin !== listener.joins) apply();
@@ -224,11 +233,11 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
   }
 
   return {
-    /** The status poll's `channels` list; true when the set changed (add, remove, rename):
-     *  then the page asks the worker where we are (the host may have moved us). */
+    /** The status poll's `channels` list; true when the set changed (add, remove, rename,
+     *  recolour): then the page asks the worker where we are (the host may have moved us). */
     update(list) {
       const next = cleanChannels(list);
-      const shape = (l) => l.map((c) => `${c.index}:${c.name}`).join("|");
+      const shape = (l) => l.map((c) => `${c.index}:${c.name}:${c.colour}`).join("|");
       const reshaped = shape(next) !== shape(channels);
       if (reshaped) buttons.length = 0; // rebuilt at the next render
       channels = next;
