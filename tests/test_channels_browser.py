@@ -9,6 +9,7 @@ Each channel plays its own tagged file, so the titles say which channel a page i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -199,10 +200,11 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
                 what=f"{player} back on channel {channel}",
             )
 
-        # The host removes Blue: Green is now the second channel and keeps its guest, Blue's
-        # guest lands on the first; each page learns it from its worker (/api/me's answer).
-        await party.set_channels([three[0], three[2]])
-        for page, player, index in (("a", a_id, 0), ("b", b_id, 1)):
+        # The host removes Blue and renames Green: Lime (Green's source) is now the second
+        # channel and keeps its guest, Blue's guest lands on the first. Page b cannot follow
+        # by name: it learns it from its worker (/api/me's answer).
+        await party.set_channels([three[0], replace(three[2], name="Lime")])
+        for page, player, index, name in (("a", a_id, 0, "Red"), ("b", b_id, 1, "Lime")):
             snap = await browser.wait_for(
                 page,
                 lambda s, i=index: len(picker(s)["buttons"]) == 2 and picker(s)["current"] == i,
@@ -211,6 +213,8 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
             )
             assert picker(snap)["colour"] == [COLOURS[0], COLOURS[2]][index]
             assert await server_channel(player, port) == index
+            page_state = await browser.call("eval", page=page, expression=PAGE_STATE)
+            assert page_state["announced"] == f"Now on {name}", page_state
         await assert_offline_clean(browser, ["a", "b"])
         layouts = after["LayoutCount"] - before["LayoutCount"]
         print(f"channel switch: tap to the worker's answer {took_ms:.0f} ms; {layouts:.0f} layouts")

@@ -26,7 +26,8 @@ function savedChannel() {
 
 function saveChannel(index) {
   try {
-    sessionStorage.setItem(KEY, String(index));
+    if (index === null) sessionStorage.removeItem(KEY);
+    else sessionStorage.setItem(KEY, String(index));
   } catch {
     // ignore
   }
@@ -93,6 +94,17 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
     return channels.some((c) => c.index === pick) ? pick : channels.length ? channels[0].index : 0;
   }
 
+  function nameOf(index) {
+    const channel = channels.find((c) => c.index === index);
+    return channel ? channel.name : null;
+  }
+
+  /** For screen readers (a polite live region): the switch, whoever made it. */
+  function announceCurrent() {
+    const channel = channels.find((c) => c.index === current());
+    if (channel) announce.textContent = `Now on ${channel.name}`;
+  }
+
   function active() {
     return channels.length > 1;
   }
@@ -103,10 +115,7 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
     chosen = index;
     saveChannel(index);
     tappedAt = performance.now();
-    if (changed) {
-      const channel = channels.find((c) => c.index === index);
-      announce.textContent = `Now on ${channel.name}`;
-    }
+    if (changed) announceCurrent();
     appliedJoin = -1; // (re)send for this connection
     failures = 0;
     onChange(); // the page repaints (and render() sends the choice when connected)
@@ -239,11 +248,20 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
       const next = cleanChannels(list);
       const shape = (l) => l.map((c) => `${c.index}:${c.name}:${c.colour}`).join("|");
       const reshaped = shape(next) !== shape(channels);
+      const was = active() ? nameOf(current()) : null;
+      if (reshaped && channels.length) {
+        // Follow our channel by name, as the server does first (server/channels.py plan());
+        // otherwise the worker's answer tells (heard()).
+        const follow = (index) => {
+          const same = next.find((c) => c.name === nameOf(index));
+          return same ? same.index : null;
+        };
+        [chosen, confirmed] = [follow(chosen), follow(confirmed)];
+        saveChannel(chosen);
+      }
       if (reshaped) buttons.length = 0; // rebuilt at the next render
       channels = next;
-      const known = (index) => channels.some((c) => c.index === index);
-      if (chosen !== null && channels.length && !known(chosen)) chosen = null; // host removed it
-      if (confirmed !== null && !known(confirmed)) confirmed = null;
+      if (was !== null && active() && nameOf(current()) !== was) announceCurrent();
       render();
       return reshaped && channels.length > 0;
     },
@@ -263,11 +281,13 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
       if (!active() || !Number.isInteger(index) || inFlight || askedAt < answeredAt) return;
       if (appliedJoin !== listener.joins && chosen !== null) return; // ours is still to send
       if (index === current() && confirmed === index) return;
+      const before = current();
       confirmed = index;
       if (chosen !== null) {
         chosen = index;
         saveChannel(index);
       }
+      if (current() !== before) announceCurrent();
       onChange();
     },
     snapshot() {
