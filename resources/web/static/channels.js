@@ -47,6 +47,19 @@ function cleanChannels(list) {
     }));
 }
 
+/** "#rrggbb" at opacity `alpha`, as rgba(): what color-mix() would do, on every phone. */
+function tint(hex, alpha) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
+/** "#rrggbb" a share `towardWhite` of the way to white: the accent's lighter partner. */
+function lighter(hex, towardWhite) {
+  const parts = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  const mixed = parts.map((v) => Math.round(v + (255 - v) * towardWhite));
+  return `#${mixed.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
+}
+
 function trackLine(track) {
   if (!track) return "";
   const title = track.title || track.label || "";
@@ -172,6 +185,8 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
       button.className = "channel";
       button.dataset.index = String(channel.index);
       button.style.setProperty("--ch", channel.colour);
+      button.style.setProperty("--ch-fill", tint(channel.colour, 0.18));
+      button.style.setProperty("--ch-edge", tint(channel.colour, 0.55));
       button.innerHTML =
         '<span class="channel-dot" aria-hidden="true"></span>' +
         '<span class="channel-text"><span class="channel-name"></span>' +
@@ -214,12 +229,16 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
     if (colour === shownColour) return;
     shownColour = colour;
     const style = document.documentElement.style;
-    if (colour) {
-      style.setProperty("--accent", colour);
-      style.setProperty("--accent-2", `color-mix(in srgb, ${colour} 60%, #fff)`);
-    } else {
-      style.removeProperty("--accent");
-      style.removeProperty("--accent-2");
+    const accents = {
+      "--accent": colour,
+      "--accent-2": colour && lighter(colour, 0.4),
+      "--accent-haze": colour && tint(colour, 0.38),
+      "--accent-edge": colour && tint(colour, 0.45),
+      "--accent-glow": colour && tint(colour, 0.55),
+    };
+    for (const [name, value] of Object.entries(accents)) {
+      if (value) style.setProperty(name, value);
+      else style.removeProperty(name);
     }
     // The browser's own bar too (Android Chrome), like the light on the headphones.
     document.querySelector('meta[name="theme-color"]')?.setAttribute("content", colour || "#0c0a14");
@@ -236,7 +255,8 @@ export function setupChannels({ root, announce, listener, playerId, onChange, on
     lights[lit].classList.remove("is-lit"); // the old colour fades out ...
     lit = 1 - lit;
     if (colour) {
-      lights[lit].style.setProperty("--light", colour); // ... while the new one fades in
+      lights[lit].style.setProperty("--light-top", tint(colour, 0.42)); // ... while the new
+      lights[lit].style.setProperty("--light-bottom", tint(colour, 0.22)); // one fades in
       lights[lit].classList.add("is-lit");
     }
   }
