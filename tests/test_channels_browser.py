@@ -28,7 +28,27 @@ pytestmark = pytest.mark.browser
 
 TITLES = ["Red Song", "Blue Song", "Green Song"]
 COLOURS = ["#e53935", "#1e88e5", "#43a047"]
-SWITCH_BOUND_S = 5.0  # tap to the server's answer on the page; typically well under 0.5 s
+LEVELS = [2000, 6000, 16000]  # each channel's tone amplitude: the page's audio tells them apart
+SWITCH_BOUND_S = 5.0  # tap to the server's answer on the page; typically well under 0.1 s
+HEARD_BOUND_S = 1.5  # tap to the new channel at full level; typically 0.35-0.55 s
+# Every buffer the player schedules (sendspin-js plays through AudioBufferSourceNode): when it
+# plays on the AudioContext's clock and its level; and the context's time of each click.
+RECORD_AUDIO = """(() => {
+  window.starts = [];
+  const start = AudioBufferSourceNode.prototype.start;
+  AudioBufferSourceNode.prototype.start = function (when, ...rest) {
+    const data = this.buffer.getChannelData(0);
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 1) sum += data[i] * data[i];
+    window.audio = this.context;
+    starts.push({ when, at: this.context.currentTime, rms: Math.sqrt(sum / data.length) });
+    if (starts.length > 3000) starts.shift();
+    return start.call(this, when, ...rest);
+  };
+  document.addEventListener("click", () => { window.clickedAt = window.audio?.currentTime; }, true);
+  return true;
+})()"""
+AUDIO_LOG = "({ starts: window.starts, clickedAt: window.clickedAt })"
 PLAYER_ID = "sessionStorage.getItem('partystream-player-id')"  # listener.js tabPlayerId()
 # The page's phase every 50 ms from before the tap until the test has seen the switch through.
 RECORD_PHASES = """window.phases = [];
@@ -48,14 +68,16 @@ def channels(tmp_path: Path, count: int) -> list[Channel]:
     made = []
     for i in range(count):
         path = tagged_flac(
-            tmp_path / f"{i}.flac", title=TITLES[i], artist="DJ", level=1000 * (i + 1), seconds=20
-        )
+            tmp_path / f"{i}.flac", title=TITLES[i], artist="DJ", level=LEVELS[i], seconds=20,
+            tone_hz=440.0,
+        )  # fmt: skip
         made.append(default_channel(i, SourceSpec("file", str(path))))
     return made
 
 
 async def open_page(browser: BrowserDriver, party: Any, page: str) -> None:
     await browser.call("open", page=page, url=front_url(party, "/"), reducedMotion="reduce")
+    await browser.call("eval", page=page, expression=RECORD_AUDIO)
 
 
 def picker(snap: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +191,9 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
             what="the page's counts 0/1/1", timeout=10,
         )  # fmt: skip
         after = await browser.call("metrics", page="b")
+        log = await browser.call("eval", page="b", expression=AUDIO_LOG)
+        changed_s, heard_s = heard_after_click(log, old=0, new=2)
+        assert heard_s < HEARD_BOUND_S, f"Green heard {heard_s:.2f} s after the tap"
         phases = await browser.call("eval", page="b", expression=STOP_RECORDING)
         assert set(phases) == {"listening"}, f"the guest saw the switch: {phases}"
         network = await browser.call("network", page="b")
@@ -217,7 +242,30 @@ async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
             assert page_state["announced"] == f"Now on {name}", page_state
         await assert_offline_clean(browser, ["a", "b"])
         layouts = after["LayoutCount"] - before["LayoutCount"]
-        print(f"channel switch: tap to the worker's answer {took_ms:.0f} ms; {layouts:.0f} layouts")
+        print(
+            f"channel switch: tap to the worker's answer {took_ms:.0f} ms; to the new audio"
+            f" {changed_s * 1000:.0f} ms, at full level {heard_s * 1000:.0f}"
+            f" ms (the AudioContext's schedule); {layouts:.0f} layouts"
+        )
+
+
+def level_of(rms: float) -> int | None:
+    """Which channel a buffer of this RMS (float samples) comes from, if any."""
+    for i, level in enumerate(LEVELS):
+        if abs(rms - level / 32768 / 2**0.5) < 0.3 * level / 32768 / 2**0.5:
+            return i
+    return None
+
+
+def heard_after_click(log: dict[str, Any], old: int, new: int) -> tuple[float, float]:
+    """Seconds from the last click to the first audio that is not channel `old` any more
+    (the new channel's decoder warming up), and to the first at channel `new`'s level."""
+    click = log["clickedAt"]
+    after = [s for s in log["starts"] if s["at"] >= click]
+    changed = [s["when"] for s in after if level_of(s["rms"]) != old]
+    full = [s["when"] for s in after if level_of(s["rms"]) == new]
+    assert changed and full, f"no audio of channel {new} after the tap: {log['starts'][-5:]}"
+    return min(changed) - click, min(full) - click
 
 
 async def _is(value: Any, expected: Any) -> bool:
