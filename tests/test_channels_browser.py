@@ -1,10 +1,13 @@
 """The channel picker on the phone page, in headless Chromium against a real party.
 
 One channel: the page is exactly as before (no picker, the party's own colours). Two and three
-channels: one big coloured button per channel with its listener count and what it plays; a tap
-moves the player on its open connection (no reconnect) and the page takes the channel's colour
-and title; the server reports the player on the new channel; a reload keeps the channel.
-Each channel plays its own tagged file, so the titles say which channel a page is on.
+channels: one big coloured button per channel with its listener count and what it plays; a
+pick before Listen holds; a tap moves the player on its open connection (no reconnect, no
+phase change) and the page takes the channel's colour and title and plays its audio; the
+server reports the player on the new channel; a reload, a worker restart and the host's
+changes to the set keep each page on the right channel.
+Each channel plays its own tagged file, a tone of its own level: the titles and the audio the
+page schedules say which channel a page is on.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ async def test_one_channel_shows_no_picker(start_party) -> None:
         await assert_offline_clean(browser, ["a"])
 
 
-async def test_two_then_three_channels_pick_switch_and_keep_across_a_reload(
+async def test_two_then_three_channels_pick_switch_and_stay_on_the_channel(
     tmp_path: Path, start_party
 ) -> None:
     three = channels(tmp_path, 3)
