@@ -33,20 +33,33 @@ TITLES = ["Red Song", "Blue Song", "Green Song"]
 COLOURS = ["#e53935", "#1e88e5", "#43a047"]
 LEVELS = [2000, 6000, 16000]  # each channel's tone amplitude: the page's audio tells them apart
 SWITCH_BOUND_S = 5.0  # tap to the server's answer on the page; typically well under 0.1 s
-HEARD_BOUND_S = 1.5  # tap to the new channel at full level; typically 0.35-0.55 s
+HEARD_BOUND_S = 1.5  # tap to the new channel at full level; typically 0.35-0.6 s
+# The old channel stops at the tap's answer, the new one starts SWITCH_LEAD_US (0.25-0.3 s)
+# later: a short hole, like the click of a channel switch, never both channels at once.
+ECHO_BOUND_S = 0.05
+HOLE_BOUND_S = 0.8
 # Every buffer the player schedules (sendspin-js plays through AudioBufferSourceNode): when it
-# plays on the AudioContext's clock and its level; and the context's time of each click.
+# plays on the AudioContext's clock, how long, its level, and when it was cut (a stream/clear
+# stops what is queued); and the context's time of each click.
 RECORD_AUDIO = """(() => {
   window.starts = [];
   const start = AudioBufferSourceNode.prototype.start;
+  const stop = AudioBufferSourceNode.prototype.stop;
   AudioBufferSourceNode.prototype.start = function (when, ...rest) {
     const data = this.buffer.getChannelData(0);
     let sum = 0;
     for (let i = 0; i < data.length; i += 1) sum += data[i] * data[i];
     window.audio = this.context;
-    starts.push({ when, at: this.context.currentTime, rms: Math.sqrt(sum / data.length) });
+    this.entry = { when, at: this.context.currentTime, rms: Math.sqrt(sum / data.length),
+      end: when + this.buffer.duration / this.playbackRate.value };
+    starts.push(this.entry);
     if (starts.length > 3000) starts.shift();
     return start.call(this, when, ...rest);
+  };
+  AudioBufferSourceNode.prototype.stop = function (when) {
+    const cut = Math.max(when || 0, this.context.currentTime);
+    if (this.entry) this.entry.end = Math.min(this.entry.end, cut);
+    return stop.call(this, when);
   };
   document.addEventListener("click", () => { window.clickedAt = window.audio?.currentTime; }, true);
   return true;
@@ -195,8 +208,9 @@ async def test_two_then_three_channels_pick_switch_and_stay_on_the_channel(
         )  # fmt: skip
         after = await browser.call("metrics", page="b")
         log = await browser.call("eval", page="b", expression=AUDIO_LOG)
-        changed_s, heard_s = heard_after_click(log, old=0, new=2)
+        changed_s, heard_s, overlap_s = heard_after_click(log, old=0, new=2)
         assert heard_s < HEARD_BOUND_S, f"Green heard {heard_s:.2f} s after the tap"
+        assert -HOLE_BOUND_S < overlap_s < ECHO_BOUND_S, f"Red/Green overlap {overlap_s:.3f} s"
         phases = await browser.call("eval", page="b", expression=STOP_RECORDING)
         assert set(phases) == {"listening"}, f"the guest saw the switch: {phases}"
         network = await browser.call("network", page="b")
@@ -206,6 +220,7 @@ async def test_two_then_three_channels_pick_switch_and_stay_on_the_channel(
 
         # A reload keeps Green (this tab's choice) and puts the new connection on it.
         await browser.call("reload", page="b")
+        await browser.call("eval", page="b", expression=RECORD_AUDIO)
         await browser.wait_for("b", lambda s: picker(s)["current"] == 2, what="Green after reload")
         await browser.call("tap", page="b", selector="#start")
         await browser.wait_for(
@@ -214,6 +229,8 @@ async def test_two_then_three_channels_pick_switch_and_stay_on_the_channel(
         assert await eventually(
             lambda: _is(server_counts(party), [0, 1, 1]), what="b back on Green"
         )
+        log = await browser.call("eval", page="b", expression=AUDIO_LOG)
+        assert played(log, 2) and not played(log, 0), "b played Red before Green after reload"
 
         # The worker dies and comes back knowing nobody: each page puts itself back.
         psutil.Process(_pid_listening_on(port)).kill()
@@ -247,8 +264,8 @@ async def test_two_then_three_channels_pick_switch_and_stay_on_the_channel(
         layouts = after["LayoutCount"] - before["LayoutCount"]
         print(
             f"channel switch: tap to the worker's answer {took_ms:.0f} ms; to the new audio"
-            f" {changed_s * 1000:.0f} ms, at full level {heard_s * 1000:.0f}"
-            f" ms (the AudioContext's schedule); {layouts:.0f} layouts"
+            f" {changed_s * 1000:.0f} ms, at full level {heard_s * 1000:.0f} ms, old/new overlap"
+            f" {overlap_s * 1000:+.0f} ms (the AudioContext's schedule); {layouts:.0f} layouts"
         )
 
 
@@ -260,15 +277,22 @@ def level_of(rms: float) -> int | None:
     return None
 
 
-def heard_after_click(log: dict[str, Any], old: int, new: int) -> tuple[float, float]:
+def played(log: dict[str, Any], channel: int) -> list[dict[str, Any]]:
+    """The buffers of `channel` that really played (not cut before their start)."""
+    return [s for s in log["starts"] if level_of(s["rms"]) == channel and s["end"] > s["when"]]
+
+
+def heard_after_click(log: dict[str, Any], old: int, new: int) -> tuple[float, float, float]:
     """Seconds from the last click to the first audio that is not channel `old` any more
-    (the new channel's decoder warming up), and to the first at channel `new`'s level."""
+    (the new channel's decoder warming up) and to the first at channel `new`'s level; and the
+    overlap of the two channels (negative: a gap) — audio played, not merely scheduled."""
     click = log["clickedAt"]
-    after = [s for s in log["starts"] if s["at"] >= click]
+    after = [s for s in log["starts"] if s["at"] >= click and s["end"] > s["when"]]
     changed = [s["when"] for s in after if level_of(s["rms"]) != old]
     full = [s["when"] for s in after if level_of(s["rms"]) == new]
     assert changed and full, f"no audio of channel {new} after the tap: {log['starts'][-5:]}"
-    return min(changed) - click, min(full) - click
+    old_end = max(s["end"] for s in played(log, old))
+    return min(changed) - click, min(full) - click, old_end - min(changed)
 
 
 async def _is(value: Any, expected: Any) -> bool:
