@@ -1,6 +1,7 @@
 """What playing costs a phone: the web player's CPU time per second of audio, per decode path.
 
     python -m bench.page_cost            # ~2 min: Opus WASM, Opus WebCodecs, FLAC, PCM
+    python -m bench.page_cost --channels 3 --modes opus-wasm   # the same with the picker
 
 One headless Chromium page at a time plays the demo from a 1-worker party, via
 http://party.test (an alias of 127.0.0.1, so *not* a secure context: no WebCodecs, the
@@ -121,13 +122,16 @@ async def decode_only(browser: Any, url: str) -> dict[str, float]:
         await browser.call("close", page="d")
 
 
-async def run(seconds: float, modes: list[str]) -> int:
+async def run(seconds: float, modes: list[str], channels: int) -> int:
     from bench.report import table
+    from server.channels import default_channel
+    from server.sources.base import SourceSpec
     from tests.browser.bridge import BrowserDriver
     from tests.conftest import running_party
 
     rows = []
-    async with running_party(workers=1) as party:
+    lineup = [default_channel(i, SourceSpec("demo")) for i in range(channels)]
+    async with running_party(lineup, workers=1) as party:
         browser = await BrowserDriver.start(["127.0.0.1", "party.test"])
         try:
             bare = await decode_only(browser, f"http://party.test:{party.status.port}/")
@@ -164,13 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--motion", action="store_true", help="animations on (default: reduced motion)"
     )
+    parser.add_argument(
+        "--channels", type=int, default=1, choices=(1, 2, 3),
+        help="channels, each the demo (1: no picker on the page)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     global MOTION
     MOTION = "no-preference" if args.motion else "reduce"
     modes = [m for m in args.modes.split(",") if m]
     if not set(modes) <= set(MODES):
         parser.error(f"modes are {', '.join(MODES)}")
-    return asyncio.run(run(args.seconds, modes))
+    return asyncio.run(run(args.seconds, modes, args.channels))
 
 
 if __name__ == "__main__":

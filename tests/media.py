@@ -32,8 +32,10 @@ def tagged_flac(
     level: int = 1000,
     seconds: float = 2.0,
     cover: tuple[int, int, int] | None = None,
+    tone_hz: float | None = None,
 ) -> Path:
-    """A FLAC file with tags and (optionally) an attached-picture cover stream."""
+    """A FLAC file with tags and (optionally) an attached-picture cover stream. With
+    `tone_hz`, a sine of amplitude `level` instead of a constant (Opus drops a constant)."""
     with av.open(str(path), "w") as out:
         tags = {"title": title, "artist": artist, "album": album}
         out.metadata.update({k: v for k, v in tags.items() if v})
@@ -46,6 +48,10 @@ def tagged_flac(
             picture.disposition = av.stream.Disposition.attached_pic
         block = np.full((1, FRAME * 2), level, dtype="<i2")
         for i in range(int(RATE * seconds) // FRAME):
+            if tone_hz is not None:
+                t = (i * FRAME + np.arange(FRAME)) / RATE
+                sine = (level * np.sin(2 * np.pi * tone_hz * t)).astype("<i2")
+                block = np.repeat(sine, 2).reshape(1, -1)
             frame = av.AudioFrame.from_ndarray(block, format="s16", layout="stereo")
             frame.rate, frame.pts = RATE, i * FRAME
             for packet in audio.encode(frame):

@@ -112,6 +112,13 @@ const commands = {
     return null;
   },
 
+  async reload({ page: name }) {
+    const { page } = pages.get(name);
+    await page.reload({ waitUntil: "load", timeout: STEP_TIMEOUT_MS });
+    await page.waitForFunction(() => window.partyStream, null, { timeout: 10000 });
+    return null;
+  },
+
   async eval({ page: name, expression }) {
     return pages.get(name).page.evaluate(expression);
   },

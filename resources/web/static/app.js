@@ -11,6 +11,7 @@ import { setupCalibration } from "./calibrate.js";
 import { saveName, savedName, startReports } from "./report.js";
 import { setupMotion } from "./motion.js";
 import { currentTrack, renderNowPlaying } from "./nowplaying.js";
+import { setupChannels } from "./channels.js";
 
 const STATUS_EVERY_MS = 2000;
 const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly whether the party ended
@@ -18,6 +19,7 @@ const STATUS_HIDDEN_EVERY_MS = 10000; // nobody reads the count on a locked scre
 const UNREACHABLE_TIMES = 3; // consecutive failed status polls before we call the party over
 const AWAY_LIMIT_MS = 10 * 60 * 1000;
 const SYNC_SAMPLE_MS = 500;
+const COUNTS_SETTLE_MS = 600; // a worker reports a switched phone's count within ~0.5 s
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -153,7 +155,15 @@ const calibration = setupCalibration({
   },
 });
 
-const reports = startReports({ listener, playerId: tabPlayerId, syncErrorMs: () => syncErrorMs() });
+const channels = setupChannels({
+  root: $("channels"), announce: $("channel-announce"), listener, playerId: tabPlayerId,
+  onChange: () => render(),
+  onSwitched: () => setTimeout(() => pollNow && pollNow(), COUNTS_SETTLE_MS),
+});
+
+const reports = startReports({
+  listener, playerId: tabPlayerId, syncErrorMs: () => syncErrorMs(), onChannel: channels.heard,
+});
 const nameInput = $("guest-name");
 nameInput.value = savedName();
 nameInput.addEventListener("change", () => {
@@ -172,6 +182,12 @@ async function pollStatus() {
     party.url = status.url || null;
     party.listeners = Number.isInteger(status.listeners) ? status.listeners : null;
     party.nowPlaying = status.now_playing || null;
+    if (channels.update(status.channels)) {
+      // The worker's answer says where the host's change put us; ask again in a moment in
+      // case the status showed the new set before our worker had it.
+      reports.now();
+      setTimeout(reports.now, COUNTS_SETTLE_MS * 2);
+    }
     if (status.name && status.name !== party.name) {
       party.name = status.name;
       document.title = `${party.name} · Party Stream`;
@@ -338,6 +354,7 @@ function render() {
   const [message, detail] = COPY[current];
   ui.message.textContent = message;
   let extra = detail;
+  if (current === "idle" && channels.active()) extra = "Pick a channel, then tap the button.";
   if (current === "idle" && comeback) extra = `${comeback} Tap the button to join.`;
   if (current === "ended" && party.misses >= UNREACHABLE_TIMES) {
     extra = "We can't reach the party any more. Check that you're on the host's Wi-Fi.";
@@ -371,12 +388,14 @@ function render() {
   ui.sync.hidden = !(current === "listening" || current === "tuning" || current === "reconnecting");
   $("calibrate-open").hidden = current !== "listening";
   renderSync();
+  channels.render();
   renderNowPlaying(nowPlaying(), { listening: listener.active && !ended, partyName: party.name });
 }
 
 function nowPlaying() {
   if (ended) return null;
-  return currentTrack(listener.connected ? listener.serverState : null, party.nowPlaying);
+  const playerState = listener.connected && !channels.active() ? listener.serverState : null;
+  return currentTrack(playerState, channels.statusTrack(party.nowPlaying));
 }
 
 // ---------- diagnostics for tests and the listener panel (read-only) ----------
@@ -409,6 +428,7 @@ window.partyStream = {
       muted: listener.muted,
       partyName: ui.name.textContent,
       nowPlaying: nowPlaying(),
+      channels: channels.snapshot(),
       lockScreen: navigator.mediaSession && navigator.mediaSession.metadata
         ? {
           title: navigator.mediaSession.metadata.title,

@@ -28,8 +28,9 @@ export function saveName(name) {
   return clean;
 }
 
-/** @param {{listener: any, playerId: () => string, syncErrorMs: () => number|null}} hooks */
-export function startReports({ listener, playerId, syncErrorMs }) {
+/** @param {{listener: any, playerId: () => string, syncErrorMs: () => number|null,
+ *           onChannel: (index: number, askedAt: number) => void}} hooks */
+export function startReports({ listener, playerId, syncErrorMs, onChannel }) {
   let last = "";
   let sentAt = 0;
 
@@ -53,8 +54,11 @@ export function startReports({ listener, playerId, syncErrorMs }) {
     sentAt = now;
     try {
       const url = `${location.protocol}//${location.hostname}:${worker.port}/api/me?${text}`;
-      // Another port is another origin: the answer is not needed, so no CORS either.
-      await fetch(url, { mode: "no-cors", cache: "no-store", credentials: "omit" });
+      const askedAt = performance.now();
+      // Another port is another origin: the worker answers with CORS, {"channel": n}.
+      const response = await fetch(url, { cache: "no-store", credentials: "omit" });
+      const body = response.ok ? await response.json().catch(() => null) : null;
+      if (body && listener.worker === worker) onChannel(body.channel, askedAt);
     } catch {
       // the next tick tries again
     }
