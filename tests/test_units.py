@@ -136,6 +136,14 @@ def test_file_timeline_starts_with_the_join_lead_and_runs_on_without_resets() ->
     assert tl.wait_us(now - 5_000_000, live=False) > 0  # past it: pause reading
 
 
+def test_file_timeline_stamps_count_frames_not_rounded_durations() -> None:
+    tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
+    start, _ = tl.next(0, 4096 * 4, live=False)  # FLAC/WAV decode: 85333.33 us a chunk
+    for k in range(1, 300):
+        ts, reset = tl.next(k, 4096 * 4, live=False)
+        assert not reset and ts == start + k * 4096 * 1_000_000 // 48_000
+
+
 def test_a_stall_starts_a_new_timeline() -> None:
     tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
     ts, _ = tl.next(0, CHUNK_BYTES, live=False)
