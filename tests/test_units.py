@@ -9,7 +9,7 @@ from collections import deque
 import pytest
 
 from server import ipc
-from server.audio_format import CHUNK_BYTES, duration_us
+from server.audio_format import CHUNK_BYTES, CHUNK_FRAMES, SAMPLE_RATE
 from server.frontdoor import JOIN_GRACE_S, pick
 from server.messages import (
     Background,
@@ -37,7 +37,7 @@ from server.tasks import TaskGroup
 from server.timeline import LIVE_DRIFT_US, START_LEAD_US, Timeline
 from tests.helpers import eventually
 
-CHUNK_US = duration_us(CHUNK_BYTES)
+CHUNK_US = CHUNK_FRAMES * 1_000_000 // SAMPLE_RATE
 
 
 # -- messages ------------------------------------------------------------------------------

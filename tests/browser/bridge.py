@@ -65,6 +65,7 @@ class BrowserDriver:
         *,
         env: dict[str, str] | None = None,
         audible: bool = False,
+        extra_args: list[str] | None = None,
     ) -> BrowserDriver:
         """`prefix` runs the driver under another command, e.g. `ip netns exec NS`; `env` is
         added to its environment; `audible` keeps the sound on (PULSE_SINK in `env` picks the
@@ -83,7 +84,12 @@ class BrowserDriver:
         )
         driver = cls(process)
         await driver.call(
-            "launch", timeout=60, executablePath=CHROMIUM, hosts=hosts, audible=audible
+            "launch",
+            timeout=60,
+            executablePath=CHROMIUM,
+            hosts=hosts,
+            audible=audible,
+            extraArgs=extra_args or [],
         )
         return driver
 
