@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from tests.listener import Listener
 from tests.pulse import PulseServer
 
 CHROMIUM_ARGS = os.environ.get("SYNC_HEARD_CHROMIUM_ARGS", "").split()
+ONE_BROWSER = False  # --one-browser: both pages in one Chromium, panned left and right
 PRIORITY = True  # --no-priority: leave the players at the machine's normal priority
 DUMP = Path(os.environ["SYNC_HEARD_DUMP"]) if os.environ.get("SYNC_HEARD_DUMP") else None
 NATIVE = Path(os.environ.get("SENDSPIN_NATIVE", "/tmp/anchor/bin/sendspin"))
@@ -107,13 +109,13 @@ class Run:
     load: float
 
 
-async def page(driver: BrowserDriver, party: Any, kind: str) -> None:
+async def page(driver: BrowserDriver, name: str, party: Any, kind: str) -> None:
     host, script = PLAYERS[kind]
     url = f"http://{host}:{party.status.port}/"
-    await driver.call("open", page="p", url=url, reducedMotion="reduce")
-    await driver.call("eval", page="p", expression=HOOK)
+    await driver.call("open", page=name, url=url, reducedMotion="reduce")
+    await driver.call("eval", page=name, expression=HOOK)
     if script:
-        await driver.call("eval", page="p", expression=f"{script}; true")
+        await driver.call("eval", page=name, expression=f"{script}; true")
 
 
 @contextlib.asynccontextmanager
@@ -151,30 +153,43 @@ async def one_run(case: str, seconds: float, pulse: PulseServer, workdir: Path) 
         stack.push_async_callback(reference.close)
         await reference.wait_chunks(5)
         with heard.Ears(pulse) as ears:
+            players: list[tuple[BrowserDriver, str]] = []
             try:
-                for kind, ear in zip((kind_a, kind_b), heard.EARS, strict=True):
+                for side, (kind, ear) in enumerate(zip((kind_a, kind_b), heard.EARS, strict=True)):
                     if kind == "native":
                         continue
-                    driver = await BrowserDriver.start(
-                        HOSTS, env={"PULSE_SINK": ear}, audible=True, extra_args=CHROMIUM_ARGS
-                    )
-                    drivers.append(driver)
-                    await page(driver, party, kind)
+                    if not (ONE_BROWSER and drivers):
+                        sink = heard.MIX if ONE_BROWSER else ear
+                        drivers.append(
+                            await BrowserDriver.start(
+                                HOSTS,
+                                env={"PULSE_SINK": sink},
+                                audible=True,
+                                extra_args=CHROMIUM_ARGS,
+                            )
+                        )
+                    name = f"p{side}"
+                    await page(drivers[-1], name, party, kind)
+                    if ONE_BROWSER:
+                        await drivers[-1].call("eval", page=name, expression=heard.pan_js(side))
+                    players.append((drivers[-1], name))
                 recorder = heard.Recorder(ears).start()
+                stack.callback(recorder.stop)  # idempotent: stopped below on success
                 await asyncio.sleep(0.5)
                 tap_us = heard.now_us()
-                await asyncio.gather(*(d.call("tap", page="p", selector="#start") for d in drivers))
+                for d, name in players:  # one at a time: a driver answers one call at once
+                    await d.call("tap", page=name, selector="#start")
                 for driver in drivers:
                     if PRIORITY:
                         heard.prioritise(driver.pid)
                 if kind_b == "native":
                     await stack.enter_async_context(native_player(party, heard.EARS[1], workdir))
-                traces: list[list[Any]] = [[] for _ in drivers]
+                traces: list[list[Any]] = [[] for _ in players]
                 for _ in range(int(seconds / 0.5)):
                     await asyncio.sleep(0.5)
-                    for k, d in enumerate(drivers):
-                        traces[k].append(await d.call("eval", page="p", expression=TRACE))
-                badges = [await d.snapshot("p") for d in drivers]
+                    for k, (d, name) in enumerate(players):
+                        traces[k].append(await d.call("eval", page=name, expression=TRACE))
+                badges = [await d.snapshot(name) for d, name in players]
                 recording = recorder.stop()
             finally:
                 for driver in drivers:
@@ -239,9 +254,12 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--no-priority", action="store_true", help="do not renice players")
+    parser.add_argument(
+        "--one-browser", action="store_true", help="both pages in one Chromium (one output path)"
+    )
     args = parser.parse_args(argv)
-    global PRIORITY
-    PRIORITY = not args.no_priority
+    global PRIORITY, ONE_BROWSER
+    PRIORITY, ONE_BROWSER = not args.no_priority, args.one_browser
     cases = args.cases.split(",")
     if "native" in cases and not NATIVE.is_file():  # noqa: ASYNC240 -- once, at start
         print(f"no {NATIVE}: skipping the native case", file=sys.stderr)
@@ -263,7 +281,8 @@ async def main(argv: list[str] | None = None) -> int:
                     try:
                         run = await one_run(case, args.seconds, pulse, workdir)
                     except Exception as exc:  # one failed run must not end the bench
-                        print(f"run {n + 1} {case}: failed: {exc}", file=sys.stderr)
+                        print(f"run {n + 1} {case}: failed: {exc!r}", file=sys.stderr)
+                        traceback.print_exc()
                         continue
                     runs.append(run)
                     print(f"run {n + 1} {case}: {time.monotonic() - t0:.0f} s", file=sys.stderr)

@@ -47,6 +47,25 @@ SEARCH_MS = 600.0  # how far from its intended time a window is looked for
 MIN_MATCH = 0.5  # normalised correlation below this is "not this signal" (silence, glitch)
 
 
+def pan_js(side: int) -> str:
+    """Page script: route the page's audio to one side (0 = left, 1 = right) of its output.
+    For two pages in one browser process: one output path for both, so whatever the sound
+    server does to it (a starved box delays every stream) is common to both and cancels in
+    their difference, which is then the players' own doing."""
+    return f"""(() => {{
+  const connect = AudioNode.prototype.connect;
+  AudioNode.prototype.connect = function (dest, ...rest) {{
+    if (!(dest instanceof AudioDestinationNode)) return connect.call(this, dest, ...rest);
+    const split = this.context.createChannelSplitter(2);
+    const merge = this.context.createChannelMerger(2);
+    connect.call(this, split);
+    connect.call(split, merge, 0, {side});
+    return connect.call(merge, dest);
+  }};
+  return true;
+}})()"""
+
+
 def now_us() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW) // 1000
 
@@ -165,6 +184,7 @@ class Recorder:
                 self._blocks.append(block)
 
     def stop(self) -> Recording:
+        """Stop (again: a no-op but for the result) and return what was recorded."""
         self._stop.set()
         if self._proc is not None:
             self._proc.terminate()
