@@ -1,16 +1,20 @@
 """Sync as heard: how far apart two players really sound, and how late each one is.
 
-    python -m bench.sync_heard                       # every case, 3 runs, ~6 min
+    python -m bench.sync_heard                       # every case, 3 runs, ~15 min
     python -m bench.sync_heard --cases opus-flac --runs 1 --seconds 15
+    python -m bench.sync_heard --one-browser          # both pages in one Chromium, panned
 
-Each run is a fresh party playing a file of band-limited noise (never repeats, so a 100 ms
+Each run is a fresh party playing a file of band-limited noise (never repeats, so a 50 ms
 window matches one place only), a private PulseAudio with two "ears" (tests/heard.py: two
 mono sinks on the left and right of one recorded null sink), and two players, each playing
 into its own ear: two headless Chromium processes (one sink per process), or one Chromium and
 the native `sendspin daemon`. A PCM listener on the party records the server's intended
-timeline. Both players start at once (two taps); the recording runs `--seconds` from the taps.
+timeline. Both players start together (two taps); the recording runs `--seconds` from them.
+Players, sound server and recorder are reniced (`--no-priority`: not): see bench/README.md.
+With SYNC_HEARD_DUMP=DIR each run's errors, the pages' own state every 0.5 s and the
+recording are kept there (.npz), for diagnosis.
 
-Per 100 ms window (every 100 ms): each player's error against the server's intended play
+Per 50 ms window (every 100 ms): each player's error against the server's intended play
 time, and their difference. Reported: median / p95 / max of |A - B| after 3 s and after
 5 s of audio, the time until |A - B| stays under 5 ms p95 ("conv s"), each player's own
 median error after 5 s, and what each page's badge estimate said at the end.

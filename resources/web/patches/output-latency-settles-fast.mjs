@@ -6,9 +6,11 @@
 // output starts and says ~12 ms; the settled value is ~45 ms. The EMA then crept up for
 // ~20 s, moving every phone's schedule ~35 ms earlier meanwhile: heard as phones drifting
 // 1-4 ms a second and apart from each other for half a minute (bench/sync_heard.py).
-// Here the first readings are averaged (weight 1/n, never below the EMA's 0.01), so an odd
-// first reading is outvoted at once and the EMA takes over after ~100 readings (a few
-// seconds of audio). Upstream: the same in OutputLatencyTracker.getSmoothedUs.
+// Here the first 20 readings are averaged (weight 1/n), so an odd first reading
+// is outvoted within a second; then the EMA as before. Only the first ones: a mean that
+// follows readings for longer also follows Chromium's bogus spikes (a PCM page reported
+// 150 -> 675 ms within 4 s at 1.5 s, played ~290 ms early as heard with a 100-reading mean).
+// Upstream: the same in OutputLatencyTracker.getSmoothedUs.
 export default {
   file: "@sendspin/sendspin-js/dist/audio/output-latency-tracker.js",
   spots: [
@@ -18,7 +20,9 @@ export default {
                 OUTPUT_LATENCY_ALPHA * rawLatencyUs +
                     (1 - OUTPUT_LATENCY_ALPHA) * this.smoothedOutputLatencyUs;`,
       replace: `            this.latencyReadings = (this.latencyReadings ?? 0) + 1;
-            const alpha = Math.max(OUTPUT_LATENCY_ALPHA, 1 / (this.latencyReadings + 1));
+            const alpha = this.latencyReadings < 20
+                ? 1 / (this.latencyReadings + 1)
+                : OUTPUT_LATENCY_ALPHA;
             this.smoothedOutputLatencyUs =
                 alpha * rawLatencyUs + (1 - alpha) * this.smoothedOutputLatencyUs;`,
     },
