@@ -5,7 +5,10 @@ Why a recording and not the players' own reports: a player's estimate of its syn
 misses whatever it does not model (a codec's offset, its output path, a correction that has
 not caught up). Here each player plays into its own mono PulseAudio sink, and the two sinks
 are the left and right channels of one null sink (`module-remap-sink`), whose monitor we
-record: one file, one sample clock, so the difference between the two players is exact.
+record: one file, one sample clock. Or two pages of one browser play straight into that
+null sink, panned left and right (`pan_js`): one output path, so what the sound server does
+to it (a starved box delays streams; the remap sinks add run-varying delay to an ear,
+bench/README.md) is common to both and cancels in their difference.
 
 The server's intended timeline comes from a PCM listener (`tests.listener.Listener`) on the
 same party: every chunk with the play time the server stamped on it (CLOCK_MONOTONIC_RAW,
@@ -19,8 +22,9 @@ earliest (read time - frames read so far / rate) is when the first sample was re
 plus the sink's configured latency (read with pactl while recording) is its nominal play
 time: the moment a sound card behind the sink would emit it, the same accounting Chromium's
 `outputLatency` sees. Uncertainty: the delivery delay of that earliest read (under 1 ms
-here) and any change of the block while recording (reported, `block_ms`). Both players'
-errors share it, so their difference does not.
+here), any change of the block while recording (reported, `block_ms`), and the sink's
+rate against ours (fitted, `rate_ppm`). Both players' errors share it; their difference
+does not.
 """
 
 from __future__ import annotations
