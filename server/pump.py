@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from server import clock, sources
-from server.audio_format import duration_us
+from server.audio_format import FRAME_BYTES, SAMPLE_RATE
 from server.ipc import frame
 from server.level_meter import LevelMeter
 from server.messages import Message, NowPlaying, Pcm, Reset
@@ -179,7 +179,7 @@ class Pump:
     def stats(self) -> dict[str, Any]:
         return {
             "chunks": self.chunks_sent,
-            "audio_s": round(duration_us(self.bytes_sent) / 1e6, 3),
+            "audio_s": round(self.bytes_sent / FRAME_BYTES / SAMPLE_RATE, 3),
             **(self.source.stats() if self.source else {}),
         }
 

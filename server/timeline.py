@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.audio_format import duration_us
+from server.audio_format import FRAME_BYTES, SAMPLE_RATE
 
 START_LEAD_US = 800_000  # first chunk after a (re)start: time for a burst of phones to join
 LIVE_DRIFT_US = 150_000  # re-anchor a live timeline that drifted this far from its target
@@ -21,6 +21,12 @@ class Timeline:
     live_lead_us: int  # capture-to-phone delay for live sources
     buffer_us: int  # how far a file/URL may be decoded ahead of playback
     _next_us: int | None = None
+    # Stamps count frames from the timeline's start, never add up rounded durations: a
+    # 4096-frame chunk (FLAC, WAV) lasts 85333.33 us, and a stamp 1 us short of where the
+    # protocol library's own sample count puts the chunk made it drop ~1 chunk in 4 for
+    # every listener (heard as skips and constant resyncs; tests/test_sources.py).
+    _start_us: int = 0
+    _frames: int = 0
 
     def restart(self) -> None:
         """The next chunk starts a new timeline (source switch, resume after idle)."""
@@ -37,7 +43,9 @@ class Timeline:
         )
         if reset or ts is None:
             ts = now_us + target
-        self._next_us = ts + duration_us(nbytes)
+            self._start_us, self._frames = ts, 0
+        self._frames += nbytes // FRAME_BYTES
+        self._next_us = self._start_us + self._frames * 1_000_000 // SAMPLE_RATE
         return ts, reset
 
     def lead_us(self, now_us: int) -> int:

@@ -79,6 +79,21 @@ async def test_file_plays_resampled_and_loops(start_party, listeners, tmp_path: 
         assert party.status.message is None
 
 
+async def test_a_flac_or_wav_file_reaches_listeners_whole(start_party, listeners, tmp_path) -> None:
+    """4096-frame chunks (85333.33 us each): every one arrives, end to end, no skip."""
+    song = tmp_path / "long.wav"
+    song.write_bytes(tone_wav(440, 3.0, rate=48_000))
+    async with start_party(SourceSpec("file", str(song)), workers=1) as party:
+        listener = await Listener(worker_url(party, 0)).connect()
+        listeners.append(listener)
+        await listener.wait_chunks(20)  # 100 ms frames: 2 s
+    chunks = sorted(listener.chunks)[:20]
+    frames = 0
+    for ts, data in chunks:
+        assert abs(ts - chunks[0][0] - frames * 1_000_000 / 48_000) <= 1, "a chunk was lost"
+        frames += len(data) // 4
+
+
 async def test_url_plays_and_reconnects_after_a_drop(start_party, listeners, http_server) -> None:
     body = tone_wav(660, 3.0)
 

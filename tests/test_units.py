@@ -9,7 +9,7 @@ from collections import deque
 import pytest
 
 from server import ipc
-from server.audio_format import CHUNK_BYTES, duration_us
+from server.audio_format import CHUNK_BYTES, CHUNK_FRAMES, SAMPLE_RATE
 from server.channels import MAX_CHANNELS, Channel, default_channel, parse_arg, plan, problem
 from server.frontdoor import JOIN_GRACE_S, pick
 from server.messages import (
@@ -42,7 +42,7 @@ from server.tasks import TaskGroup
 from server.timeline import LIVE_DRIFT_US, START_LEAD_US, Timeline
 from tests.helpers import eventually
 
-CHUNK_US = duration_us(CHUNK_BYTES)
+CHUNK_US = CHUNK_FRAMES * 1_000_000 // SAMPLE_RATE
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -142,6 +142,14 @@ def test_file_timeline_starts_with_the_join_lead_and_runs_on_without_resets() ->
     assert tl.lead_us(now) == START_LEAD_US + 100 * CHUNK_US
     assert tl.wait_us(now, live=False) == 0  # still under the buffer
     assert tl.wait_us(now - 5_000_000, live=False) > 0  # past it: pause reading
+
+
+def test_file_timeline_stamps_count_frames_not_rounded_durations() -> None:
+    tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
+    start, _ = tl.next(0, 4096 * 4, live=False)  # FLAC/WAV decode: 85333.33 us a chunk
+    for k in range(1, 300):
+        ts, reset = tl.next(k, 4096 * 4, live=False)
+        assert not reset and ts == start + k * 4096 * 1_000_000 // 48_000
 
 
 def test_a_stall_starts_a_new_timeline() -> None:

@@ -58,8 +58,18 @@ class BrowserDriver:
         self._stderr_task = asyncio.create_task(self._drain_stderr(), name="driver-stderr")
 
     @classmethod
-    async def start(cls, hosts: list[str], prefix: tuple[str, ...] = ()) -> BrowserDriver:
-        """`prefix` runs the driver under another command, e.g. `ip netns exec NS`."""
+    async def start(
+        cls,
+        hosts: list[str],
+        prefix: tuple[str, ...] = (),
+        *,
+        env: dict[str, str] | None = None,
+        audible: bool = False,
+        extra_args: list[str] | None = None,
+    ) -> BrowserDriver:
+        """`prefix` runs the driver under another command, e.g. `ip netns exec NS`; `env` is
+        added to its environment; `audible` keeps the sound on (PULSE_SINK in `env` picks the
+        PulseAudio sink: one sink per browser process)."""
         node = require_browser_tools()
         process = await asyncio.create_subprocess_exec(
             *prefix,
@@ -70,9 +80,17 @@ class BrowserDriver:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=16 * 1024 * 1024,
+            env={**os.environ, **env} if env else None,
         )
         driver = cls(process)
-        await driver.call("launch", timeout=60, executablePath=CHROMIUM, hosts=hosts)
+        await driver.call(
+            "launch",
+            timeout=60,
+            executablePath=CHROMIUM,
+            hosts=hosts,
+            audible=audible,
+            extraArgs=extra_args or [],
+        )
         return driver
 
     @property

@@ -23,7 +23,9 @@ function allowed(url) {
 }
 
 const commands = {
-  async launch({ executablePath = "/usr/bin/chromium", hosts = ["127.0.0.1"], extraArgs = [] }) {
+  // `audible`: keep the sound (playwright mutes by default); with PULSE_SINK in the driver's
+  // environment the browser plays into that PulseAudio sink (tests/heard.py records it).
+  async launch({ executablePath = "/usr/bin/chromium", hosts = ["127.0.0.1"], extraArgs = [], audible = false }) {
     allowHosts = new Set(hosts);
     // Names are aliases of 127.0.0.1; IP addresses (a network namespace's) are reached as is.
     const isIp = (h) => /^\d+\.\d+\.\d+\.\d+$/.test(h);
@@ -34,6 +36,7 @@ const commands = {
       executablePath,
       headless: true,
       timeout: 30000,
+      ignoreDefaultArgs: audible ? ["--mute-audio"] : [],
       args: [
         "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",

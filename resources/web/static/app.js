@@ -10,6 +10,7 @@ import { savedPin, setupPinForm } from "./pin.js";
 import { setupCalibration } from "./calibrate.js";
 import { saveName, savedName, startReports } from "./report.js";
 import { setupMotion } from "./motion.js";
+import { setupSync } from "./sync.js";
 import { currentTrack, renderNowPlaying } from "./nowplaying.js";
 import { setupChannels } from "./channels.js";
 
@@ -18,7 +19,6 @@ const STATUS_TROUBLE_EVERY_MS = 1000; // connection lost: find out quickly wheth
 const STATUS_HIDDEN_EVERY_MS = 10000; // nobody reads the count on a locked screen
 const UNREACHABLE_TIMES = 3; // consecutive failed status polls before we call the party over
 const AWAY_LIMIT_MS = 10 * 60 * 1000;
-const SYNC_SAMPLE_MS = 500;
 const COUNTS_SETTLE_MS = 600; // a worker reports a switched phone's count within ~0.5 s
 
 const $ = (id) => document.getElementById(id);
@@ -35,7 +35,6 @@ let away = false; // the OS suspended our audio while hidden: a tap must wake it
 let needTap = false; // the browser would not start audio from the last tap: ask for another
 let comeback = ""; // one-off note shown in idle after the party came back
 let hiddenAt = 0;
-const syncSamples = [];
 
 const listener = new PartyListener({
   onChange() {
@@ -45,6 +44,9 @@ const listener = new PartyListener({
     render();
   },
 });
+
+// The sync badge: resources/web/static/sync.js.
+const sync = setupSync({ listener, badge: ui.sync, text: ui.syncText, codec: ui.codec });
 
 // ---------- listening ----------
 
@@ -64,7 +66,7 @@ function startListening() {
   away = false;
   needTap = false;
   comeback = "";
-  syncSamples.length = 0;
+  sync.reset();
   listener.start();
   keepAwake(true);
   showOnLockScreen(party.name || "Party Stream");
@@ -162,7 +164,7 @@ const channels = setupChannels({
 });
 
 const reports = startReports({
-  listener, playerId: tabPlayerId, syncErrorMs: () => syncErrorMs(), onChannel: channels.heard,
+  listener, playerId: tabPlayerId, syncErrorMs: () => sync.errorMs(), onChannel: channels.heard,
 });
 const nameInput = $("guest-name");
 nameInput.value = savedName();
@@ -266,52 +268,6 @@ window.addEventListener("online", () => {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// ---------- sync badge ----------
-
-function sampleSync() {
-  if (!listener.playing) return;
-  const { syncErrorMs } = listener.player.syncInfo;
-  if (!Number.isFinite(syncErrorMs)) return;
-  syncSamples.push(Math.abs(syncErrorMs));
-  if (syncSamples.length > 10) syncSamples.shift();
-  renderSync();
-}
-
-/** Median of the last few readings: steady to look at, honest about real drift. */
-function syncErrorMs() {
-  if (syncSamples.length < 3) return null;
-  const sorted = [...syncSamples].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-function renderSync() {
-  const clock = listener.player ? listener.player.timeSyncInfo : null;
-  const error = syncErrorMs();
-  let level = "none";
-  let text = "Syncing…";
-  if (listener.playing && clock && clock.synced && error !== null) {
-    const shown = error < 1 ? "<1 ms" : `${Math.round(error)} ms`;
-    // Under ~30 ms two phones side by side do not sound like an echo.
-    if (error <= 30) {
-      level = "good";
-      text = `In sync · ${shown}`;
-    } else if (error <= 80) {
-      level = "fair";
-      text = `Syncing · ${shown}`;
-    } else {
-      level = "poor";
-      text = `Catching up · ${shown}`;
-    }
-  }
-  ui.sync.dataset.level = level;
-  ui.syncText.textContent = text;
-  const codec = listener.codec;
-  ui.codec.hidden = !codec;
-  ui.codec.textContent = codec ? codec.toUpperCase() : "";
-}
-
-setInterval(sampleSync, SYNC_SAMPLE_MS);
-
 // ---------- rendering ----------
 
 function phase() {
@@ -387,7 +343,7 @@ function render() {
 
   ui.sync.hidden = !(current === "listening" || current === "tuning" || current === "reconnecting");
   $("calibrate-open").hidden = current !== "listening";
-  renderSync();
+  sync.render();
   channels.render();
   renderNowPlaying(nowPlaying(), { listening: listener.active && !ended, partyName: party.name });
 }
@@ -417,7 +373,8 @@ window.partyStream = {
       playing: listener.playing,
       codec: listener.codec,
       opusDecoder: listener.opusDecoder,
-      syncErrorMs: syncErrorMs(),
+      syncErrorMs: sync.errorMs(),
+      sync: { ...sync.state(), badge: ui.syncText.textContent },
       rawSyncErrorMs: player ? player.syncInfo.syncErrorMs : null,
       clock: player ? player.timeSyncInfo : null,
       audioState: listener.audioState,
