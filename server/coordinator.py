@@ -29,6 +29,8 @@ from server.messages import (
     Ready,
     SetAccess,
     SetSource,
+    SetTalk,
+    SetTalkConfig,
     SetTrack,
     Skip,
     SourceResult,
@@ -42,6 +44,7 @@ from server.pump import Pump
 from server.sources.base import SourceError, SourceSpec
 from server.status import StatusBoard
 from server.supervisor import Supervisor
+from server.talkover import TalkOver
 from server.tasks import TaskGroup, first_completed
 from server.timeline import Timeline
 
@@ -57,6 +60,9 @@ class Coordinator:
         self.config = config
         self.board = board = StatusBoard(config.name, config.port)
         self.pump: Pump | None = None  # made on Start, when the source is known
+        board.talk = self.talk = TalkOver(
+            config.live_lead_ms * 1000, board.report, board.changed.set
+        )
         board.supervisor = self.supervisor = Supervisor(
             count=config.workers,
             host=config.host,
@@ -133,9 +139,7 @@ class Coordinator:
         cfg = self.config
         base, self.board.url, warnings = netinfo.claim_address(cfg)
         if base is None:
-            raise StartFailed(
-                f"Port {cfg.port} and the next ones are in use; choose another port."
-            )
+            raise StartFailed(f"Port {cfg.port} and the next ones are in use; choose another port.")
         for warning in warnings:
             self.board.report("warning", warning)
         self.board.port = base
@@ -149,6 +153,7 @@ class Coordinator:
         except SourceError as exc:
             raise StartFailed(str(exc)) from None
         self.board.pump = self.pump = pump
+        self.talk.attach([pump])
         try:
             await self.front_door.open(cfg.host, base)
         except OSError as exc:
@@ -165,6 +170,7 @@ class Coordinator:
         if self.pump is not None:
             self.supervisor.send_all(Status(status=self.board.public()))
         await self._tasks.close(1.0)
+        await self.talk.close()
         if self.pump is not None:
             await self.pump.close()
         await self.supervisor.stop()
@@ -190,6 +196,13 @@ class Coordinator:
                 SetSource: Background(self._answer(link, switch)),
                 Skip: Background(self._answer(link, lambda msg: pump.skip(msg.step))),
                 SetTrack: self._answer(link, lambda msg: pump.set_track(msg.title, msg.artist)),
+                SetTalk: Background(self._answer(link, lambda msg: self.talk.set(msg.on))),
+                SetTalkConfig: Background(
+                    self._answer(
+                        link,
+                        lambda msg: self.talk.configure(msg.device, msg.channel, msg.mode),
+                    )
+                ),
                 SetAccess: self.desk.set_access,
                 ListenerAction: self.desk.act,
             },
