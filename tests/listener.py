@@ -13,12 +13,15 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 from aiosendspin.client import SendspinClient
 from aiosendspin.clock import RawMonotonicClock
 from aiosendspin.models.artwork import ArtworkChannel
 from aiosendspin.models.player import ClientHelloPlayerSupport, SupportedAudioFormat
 from aiosendspin.models.types import ArtworkSource, AudioCodec, PictureFormat, Roles
 from aiosendspin.noise import Identity, InMemoryClientPairingStore
+
+from server.audio_format import SAMPLE_RATE, duration_us
 
 _CLOCK = RawMonotonicClock()
 
@@ -38,6 +41,7 @@ class Listener:
     metadata: bool = False
     titles: list[tuple[int, dict]] = field(default_factory=list)  # (arrival us, metadata)
     covers: list[tuple[int, bytes]] = field(default_factory=list)  # (arrival us, image)
+    clears: list[int] = field(default_factory=list)  # arrival (us) of each stream/clear
 
     def _on_metadata(self, payload: object) -> None:
         meta = getattr(payload, "metadata", None)
@@ -90,12 +94,34 @@ class Listener:
         )
         await client.set_unpaired_access(enabled=True)
         client.add_audio_chunk_listener(self._on_chunk)
+        client.add_stream_clear_listener(lambda _roles: self.clears.append(_CLOCK.now_us()))
         if self.metadata:
             client.add_metadata_listener(self._on_metadata)
             client.add_artwork_listener(self._on_artwork)
         self.client = client
         await asyncio.wait_for(client.connect(self.url), timeout)
         return self
+
+    def played(self, since_us: int) -> tuple[int, np.ndarray]:
+        """(play time of sample 0, mono float audio) as a player would have played it from
+        `since_us` on: audio that a stream/clear dropped before its play time is left out
+        (a player stops at the clear), silence fills the gaps."""
+        kept: list[tuple[int, bytes]] = []
+        for (ts, data), arrived in zip(self.chunks, self.arrivals, strict=True):
+            cut = next((c for c in self.clears if c > arrived), None)
+            if cut is not None and ts + duration_us(len(data)) > cut:  # played up to the clear
+                data = data[: max(0, (cut - ts) * SAMPLE_RATE // 1_000_000) * 4]
+            if ts >= since_us and data:
+                kept.append((ts, data))
+        if not kept:
+            return since_us, np.zeros(0, np.float32)
+        end = max(ts + duration_us(len(data)) for ts, data in kept)
+        out = np.zeros((end - since_us) * SAMPLE_RATE // 1_000_000 + 1, np.float32)
+        for ts, data in kept:
+            samples = np.frombuffer(data, "<i2").reshape(-1, 2).mean(axis=1) / 32768.0
+            at = (ts - since_us) * SAMPLE_RATE // 1_000_000
+            out[at : at + len(samples)] = samples[: len(out) - at]
+        return since_us, out
 
     async def wait_chunks(self, n: int, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
