@@ -12,8 +12,10 @@ music is back to full level, the file may run `buffer_s` ahead again.
 
 Ducking is linear in dB (DUCK_DB deep, down in ATTACK_S, up in RELEASE_S), reaching full
 depth just as the voice arrives; music + voice go through a soft limiter, so they never clip.
-The mic is open only while talk is on: a mic that fails is reported once by its capture
-source (which looks for it again), and the music plays on with or without the voice.
+The mic opens at the first press (~0.35 s with PulseAudio) and stays open MIC_WARM_S after
+each release, so the next press captures at once; only audio captured between press and
+release is mixed. A mic that fails is reported once by its capture source (which looks for
+it again), and the music plays on with or without the voice.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ MIC_GUARD_US = 80_000  # mic block + driver latency: the voice plays live lead +
 LIMIT_KNEE = 0.89  # -1 dBFS: above it, peaks are bent smoothly towards full scale
 KEEP_MIC_US = 1_000_000  # mic audio kept for mixing beyond the voice's delay
 REANCHOR_US = 40_000  # mic timestamps this far off the sample count: a new mic timeline
+MIC_WARM_S = 60.0  # the mic stays open this long after talk, so the next press is instant
 _US = 1_000_000
 
 
@@ -138,6 +141,31 @@ class MicBuffer:
         return out
 
 
+def segments(
+    switches: Sequence[tuple[int, bool]], ts: int, frames: int, early_us: int = 0
+) -> list[tuple[int, bool]]:
+    """Talk on/off over a chunk of `frames` frames that plays at `ts`: (first frame, on) from
+    frame 0, one entry per change. Switches are (play time, on) in order; `early_us` moves
+    each switch to on that much earlier (the duck is down when the voice arrives)."""
+    state, out = False, []
+    for at_us, on in switches:
+        first = (at_us - (early_us if on else 0) - ts) * SAMPLE_RATE // _US
+        if first <= 0:
+            state = on
+        elif first < frames and on != (out[-1][1] if out else state):
+            out.append((int(first), on))
+    return [(0, state), *out]
+
+
+def gate(parts: Sequence[tuple[int, bool]], frames: int) -> np.ndarray:
+    """1.0 where talk is on, 0.0 where it is off (segments() → per frame)."""
+    out = np.zeros(frames, dtype=np.float32)
+    bounds = [first for first, _ in parts[1:]] + [frames]
+    for (first, on), end in zip(parts, bounds, strict=True):
+        out[first:end] = on
+    return out
+
+
 class ChannelDuck:
     """One channel's mixer (`Pump.mixer`): its own envelope, the shared switches and mic."""
 
@@ -148,16 +176,14 @@ class ChannelDuck:
     def __call__(self, ts: int, pcm: bytes) -> bytes:
         frames = len(pcm) // 4
         talk = self._talk
-        segments = [(0, talk.target_db(ts))]
-        for at_us, on in talk.switches:
-            first = (at_us - ts) * SAMPLE_RATE // _US
-            if 0 < first < frames:
-                segments.append((first, DUCK_DB if on else 0.0))
-        if self._db == 0.0 and len(segments) == 1 and segments[0][1] == 0.0:
+        duck = segments(talk.switches, ts, frames, early_us=int(ATTACK_S * _US))
+        if self._db == 0.0 and duck == [(0, False)]:
             return pcm  # not talking: the music as it is
-        gain = envelope_db(self._db, segments, frames)
+        targets = [(first, DUCK_DB if on else 0.0) for first, on in duck]
+        gain = envelope_db(self._db, targets, frames)
         self._db = float(gain[-1])
-        return mix(pcm, gain, talk.mic.take(ts - talk.delay_us, frames))
+        voice = talk.mic.take(ts - talk.delay_us, frames)
+        return mix(pcm, gain, voice * gate(segments(talk.switches, ts, frames), frames))
 
 
 class TalkOver:
@@ -188,17 +214,10 @@ class TalkOver:
         self._source: Source | None = None
         self._reader: asyncio.Task[None] | None = None
         self._free: asyncio.TimerHandle | None = None  # lets the files run ahead again
+        self._cool: asyncio.TimerHandle | None = None  # closes a mic nobody talked into
         self._level_db: float | None = None
-
-    # -- what the channels ask -------------------------------------------------------------
-    def target_db(self, ts: int) -> float:
-        """The music's gain the envelope heads for at play time `ts`."""
-        on = False
-        for at_us, switch in self.switches:
-            if at_us > ts:
-                break
-            on = switch
-        return DUCK_DB if on else 0.0
+        self._closing: asyncio.Task[None] | None = None  # a cooled-down mic being closed
+        self._lock = asyncio.Lock()
 
     def attach(self, pumps: Sequence[Pump]) -> None:
         """The party's channels (in order); the target ones get a mixer."""
@@ -222,6 +241,10 @@ class TalkOver:
 
     # -- commands (each returns None, or why not for the host) -----------------------------
     async def set(self, on: bool) -> str | None:
+        async with self._lock:  # a second press while the mic opens waits for the first
+            return await self._set(on)
+
+    async def _set(self, on: bool) -> str | None:
         if on == self.on:
             return None
         if not on:
@@ -229,30 +252,42 @@ class TalkOver:
             return None
         if self.channel is not None and self.channel >= len(self._pumps):
             return f"There is no channel {self.channel + 1} to talk on."
-        if self._free is not None:
-            self._free.cancel()
-            self._free = None
+        for timer in (self._free, self._cool):
+            if timer is not None:
+                timer.cancel()
+        self._free = self._cool = None
         self._hold(self.live_lead_us)  # pull the music in now, while the mic opens
+        if self._source is None:
+            why = await self._open()
+            if why is not None:
+                self._hold(None)
+                return why
+        self.on = True
+        self._switch(clock.now_us() + self.delay_us, True)
+        self._on_change()
+        return None
+
+    async def _open(self) -> str | None:
         source = self._open_mic(SourceSpec("mic", device=self.device), self._mic_report)
         try:
             await source.open()
         except SourceError as exc:
-            self._hold(None)
             self.error = str(exc)
             self._on_change()
             return f"The microphone cannot be used: {exc}"
         self.error = None
         self.mic.clear()
-        self._source, self.on = source, True
+        self._source = source
         self._reader = asyncio.create_task(self._read(source), name="talk-mic")
-        now = clock.now_us()
-        self._switch(now + self.delay_us - int(ATTACK_S * _US), True)
-        self._on_change()
         return None
 
     async def configure(self, device: str | None, channel: int | None, mode: str) -> str | None:
         """New mic, target or mode. "always" turns talk on; going back to "push" turns it
         off; a new mic or target while talking reopens with it."""
+        async with self._lock:
+            return await self._configure(device, channel, mode)
+
+    async def _configure(self, device: str | None, channel: int | None, mode: str) -> str | None:
         if mode not in MODES:
             return f"Unknown talk mode {mode!r}."
         if channel is not None and not 0 <= channel < max(len(self._pumps), 1):
@@ -261,11 +296,13 @@ class TalkOver:
         keep_on = self.on and not (mode == "push" and self.mode == "always")
         if self.on and (moved or not keep_on):
             await self._release()
+        if device != self.device:
+            await self._close_mic()  # the warm one is the old mic
         self.device, self.channel, self.mode = device, channel, mode  # type: ignore[assignment]
         self.attach(self._pumps)
         self._on_change()
         if mode == "always" or keep_on:
-            return await self.set(True)
+            return await self._set(True)
         return None
 
     async def _release(self) -> None:
@@ -273,11 +310,17 @@ class TalkOver:
         self.on = False
         off_at = clock.now_us() + self.delay_us
         self._switch(off_at, False)
-        await self._close_mic()
         loop = asyncio.get_running_loop()
         back_s = (off_at - clock.now_us()) / _US + RELEASE_S + 0.1
         self._free = loop.call_later(back_s, self._let_run_ahead)
+        self._cool = loop.call_later(MIC_WARM_S, self._cool_down)
         self._on_change()
+
+    def _cool_down(self) -> None:
+        """Nobody pressed talk again for MIC_WARM_S: let the mic go."""
+        self._cool = None
+        if not self.on:
+            self._closing = asyncio.create_task(self._close_mic(), name="talk-mic-close")
 
     def _let_run_ahead(self) -> None:
         self._free = None
@@ -292,8 +335,7 @@ class TalkOver:
     # -- the mic ---------------------------------------------------------------------------
     def _mic_report(self, level: str, message: str) -> None:
         """The capture source tells each failure once; the host sees it as the mic's."""
-        if level != "info":
-            self.error = message
+        self.error = None if level == "info" else message  # info: the mic is back
         self._report(level, f"Talk-over microphone: {message}")
         self._on_change()
 
@@ -318,17 +360,20 @@ class TalkOver:
             await source.close()
 
     async def close(self) -> None:
-        if self._free is not None:
-            self._free.cancel()
-            self._free = None
+        for timer in (self._free, self._cool):
+            if timer is not None:
+                timer.cancel()
+        self._free = self._cool = None
         self.on = False
+        if self._closing is not None:
+            await asyncio.gather(self._closing, return_exceptions=True)
         await self._close_mic()
 
     # -- status ----------------------------------------------------------------------------
     def take_level(self) -> bool:
         """Refresh the mic level for the status; True when it changed."""
-        level = self.level.take() if self.on else None
-        level_db = None if level is None else level["rms_db"]
+        level = self.level.take()
+        level_db = None if level is None or not self.on else level["rms_db"]
         changed = level_db != self._level_db
         self._level_db = level_db
         return changed

@@ -37,7 +37,17 @@ from server.supervisor import (
     WorkerHandle,
     restart_delay,
 )
-from server.talkover import ATTACK_S, DUCK_DB, RELEASE_S, MicBuffer, envelope_db, mix, to_mono
+from server.talkover import (
+    ATTACK_S,
+    DUCK_DB,
+    RELEASE_S,
+    MicBuffer,
+    envelope_db,
+    gate,
+    mix,
+    segments,
+    to_mono,
+)
 from server.tasks import TaskGroup
 from server.timeline import LIVE_DRIFT_US, START_LEAD_US, Timeline
 from tests.helpers import eventually
@@ -241,6 +251,17 @@ def test_duck_envelope_goes_down_in_the_attack_and_back_in_the_release() -> None
     up = envelope_db(DUCK_DB, [(0, DUCK_DB), (100, 0.0)], release + 200)
     assert (up[:100] == DUCK_DB).all() and (np.diff(up) >= 0).all()
     assert up[99 + release // 2] == pytest.approx(DUCK_DB / 2, abs=0.01) and up[-1] == 0.0
+
+
+def test_talk_segments_follow_the_switches_and_duck_an_attack_early() -> None:
+    ms = SAMPLE_RATE // 1000
+    switches = [(1_000_000, True), (2_000_000, False)]
+    assert segments(switches, 0, 960) == [(0, False)]
+    assert segments(switches, 990_000, 960) == [(0, False), (10 * ms, True)]
+    assert segments(switches, 990_000, 960, early_us=50_000) == [(0, True)]
+    assert segments(switches, 1_990_000, 960, early_us=50_000) == [(0, True), (10 * ms, False)]
+    assert segments(switches, 2_500_000, 960) == [(0, False)]
+    assert gate([(0, False), (480, True)], 960).sum() == 480
 
 
 def test_music_plus_voice_is_limited_never_clipped() -> None:
