@@ -12,6 +12,7 @@ from dataclasses import replace
 import segno
 
 from server import logs, winloop
+from server.channels import MAX_CHANNELS, Channel, default_channel, parse_arg
 from server.config import DEFAULT_PORT, MAX_WORKERS, ConfigError, PartyConfig, default_workers
 from server.control import PartyController, PartyError, PartyStatus
 from server.interrupts import Interrupts
@@ -36,6 +37,13 @@ def build_parser(prog: str = "partystream serve") -> argparse.ArgumentParser:
     )
     parser.add_argument("--demo", action="store_true", help="play the built-in demo music")
     parser.add_argument("--device", help="capture device name for 'mic'")
+    parser.add_argument(
+        "--channel",
+        action="append",
+        metavar="NAME=SOURCE",
+        help=f"a channel guests can pick (repeat for up to {MAX_CHANNELS}); SOURCE as above, "
+        "or 'mic:DEVICE'",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -71,16 +79,43 @@ def build_parser(prog: str = "partystream serve") -> argparse.ArgumentParser:
 def parse_source(args: argparse.Namespace) -> SourceSpec:
     if args.demo or args.source in (None, "demo"):
         return SourceSpec("demo")
-    if args.source in ("system", "mic"):
-        return SourceSpec(args.source, device=args.device)
-    spec = SourceSpec.parse(args.source)
+    return _source(args.source, args.device, args.shuffle)
+
+
+def _source(text: str, device: str | None, shuffle: bool) -> SourceSpec:
+    if text in ("system", "mic"):
+        return SourceSpec(text, device=device)
+    kind, sep, name = text.partition(":")
+    if sep and kind in ("mic", "device") and name:
+        return SourceSpec("mic", device=name)
+    spec = SourceSpec.parse(text)
     if spec.kind in ("file", "playlist") and not os.path.exists(os.path.expanduser(spec.location)):
         raise ConfigError(f"File not found: {spec.location}")
-    if args.shuffle:
+    if shuffle:
         if spec.kind != "playlist":
             raise ConfigError("--shuffle works with a folder or a playlist file.")
         spec = replace(spec, shuffle=True)
     return spec
+
+
+def parse_channels(args: argparse.Namespace) -> SourceSpec | list[Channel]:
+    """`--channel NAME=SOURCE` (1–3 times), or the single source as before channels."""
+    if not args.channel:
+        return parse_source(args)
+    if args.source is not None or args.demo:
+        raise ConfigError("Give either a source or --channel options, not both.")
+    if len(args.channel) > MAX_CHANNELS:
+        raise ConfigError(f"A party has at most {MAX_CHANNELS} channels.")
+    channels = []
+    for i, text in enumerate(args.channel):
+        name, source = parse_arg(text, i)
+        if not source:
+            raise ConfigError(f"--channel {text}: say what it plays, e.g. {name}=demo")
+        spec = _source(source, args.device, shuffle=False)
+        if args.shuffle and spec.kind == "playlist":  # --shuffle: every playlist channel
+            spec = replace(spec, shuffle=True)
+        channels.append(replace(default_channel(i, spec), name=name))
+    return channels
 
 
 class Console:
@@ -91,13 +126,16 @@ class Console:
         self.tty = stream.isatty()
         self._last = ""
         self._live = False  # no status lines before the banner
-        self._track: dict | None = None
+        self._tracks: dict[str, dict] = {}  # the last track shown, per channel name
 
     def banner(self, status: PartyStatus) -> None:
         pin = status.access.get("pin")
         url = status.url + (f"#pin={pin}" if pin else "")  # scanning the code just works
         qr = segno.make(url, error="m")
-        print(f"\n🎧  {status.name} is live — {status.source.get('label', '')}", file=self.out)
+        what = status.source.get("label", "")
+        if len(status.channels) > 1:
+            what = " · ".join(f"{c['name']}: {c['source']}" for c in status.channels)
+        print(f"\n🎧  {status.name} is live — {what}", file=self.out)
         if self.tty:
             qr.terminal(out=self.out, compact=True)
         print(f"Phones open: {url}", file=self.out)
@@ -109,10 +147,21 @@ class Console:
     def status_line(self, status: PartyStatus) -> None:
         if status.state != Phase.LIVE or not self._live:
             return
-        self.now_playing(status.now_playing)
+        several = len(status.channels) > 1
+        for channel in status.channels if several else []:
+            self.now_playing(channel.get("now_playing"), channel["name"])
+        if not several:
+            self.now_playing(status.now_playing)
         count = "…" if status.listeners is None else str(status.listeners)
         alive = sum(1 for w in status.workers if w.get("alive"))
-        line = f"Listeners: {count}  (servers up: {alive}/{len(status.workers)})"
+        per = ""
+        if several:
+            per = " · ".join(
+                f"{c['name']} {'…' if c.get('listeners') is None else c['listeners']}"
+                for c in status.channels
+            )
+            per = f"  ({per})"
+        line = f"Listeners: {count}{per}  (servers up: {alive}/{len(status.workers)})"
         if line == self._last:
             return
         self._last = line
@@ -121,15 +170,16 @@ class Console:
         else:
             print(line, file=self.out, flush=True)
 
-    def now_playing(self, track: dict | None) -> None:
+    def now_playing(self, track: dict | None, channel: str = "") -> None:
         """One line per track the guests hear (never a path: these are the phones' titles)."""
-        if not track or track == self._track:
+        if not track or track == self._tracks.get(channel):
             return
-        self._track = track
+        self._tracks[channel] = track
         title = track.get("title") or track.get("label") or ""
         line = " — ".join(part for part in (title, track.get("artist") or "") if part)
+        where = f" on {channel}" if channel else ""
         if line:
-            self.event("info", f"♪ Now playing: {line}")
+            self.event("info", f"♪ Now playing{where}: {line}")
 
     def event(self, level: str, message: str) -> None:
         prefix = {"error": "Error: ", "warning": "Note: "}.get(level, "")
@@ -141,7 +191,9 @@ class Console:
         print(("\n" if self.tty else "") + message, file=self.out, flush=True)
 
 
-async def serve(config: PartyConfig, spec: SourceSpec, console: Console) -> int:
+async def serve(
+    config: PartyConfig, spec: SourceSpec | list[Channel], console: Console
+) -> int:
     loop = asyncio.get_running_loop()
     winloop.install(loop)
     party = PartyController(config)
@@ -182,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup("partystream", args.log_dir)
     try:
-        spec = parse_source(args)
+        spec = parse_channels(args)
         config = PartyConfig(
             name=args.name,
             port=args.port,

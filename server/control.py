@@ -21,6 +21,7 @@ from typing import Any
 
 from server import ipc, netinfo
 from server.access import clean_pin
+from server.channels import Channel, as_channels, problem
 from server.child import Child
 from server.config import PartyConfig
 from server.messages import (
@@ -32,6 +33,7 @@ from server.messages import (
     Ready,
     Roster,
     SetAccess,
+    SetChannels,
     SetSource,
     SetTalk,
     SetTalkConfig,
@@ -83,6 +85,9 @@ class PartyStatus:
     workers: list[dict[str, Any]] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
     now_playing: dict[str, Any] | None = None  # the track heard now (title, artist, ...)
+    # One per channel, in order: index, name, colour, source (short label), listeners,
+    # now_playing (and for the host: spec, failed).
+    channels: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
     level: dict[str, float] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
@@ -107,7 +112,7 @@ class PartyController:
         self._status_listeners: list[StatusListener] = []
         self._event_listeners: list[EventListener] = []
         self._child: Child | None = None
-        self._start_with: SourceSpec | None = None  # sent as soon as the coordinator links up
+        self._start_with: list[Channel] | None = None  # sent once the coordinator links up
         self._link: ipc.Link | None = None
         self._link_server: asyncio.Server | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -181,15 +186,20 @@ class PartyController:
         self._child.start()
         self._tasks.spawn("watch", self._watch(self._child))
 
-    async def start(self, source: SourceSpec) -> PartyStatus:
-        """Start the party (from a prepared coordinator if there is one); returns once phones
-        can join. The QR code's address is in the status from the first moment.
+    async def start(self, channels: SourceSpec | list[Channel]) -> PartyStatus:
+        """Start the party with 1–3 channels (a bare source: one channel, as parties always
+        were), from a prepared coordinator if there is one; returns once phones can join. The
+        QR code's address is in the status from the first moment.
 
         Raises PartyError with a plain-language reason (bad source, no free port, ...)
         and leaves no process behind in that case.
         """
         if self.running:
             raise PartyError("The party is already running.")
+        lineup = as_channels(channels)
+        why = problem(lineup)
+        if why:
+            raise PartyError(why)
         if self._child is not None and not self._child.alive:  # a prepared one that died
             await self._cleanup(Phase.IDLE)
         self._ready = asyncio.get_running_loop().create_future()
@@ -200,7 +210,7 @@ class PartyController:
                 url=netinfo.claim_address(self.config)[1],
             )
         )
-        self._start_with = source
+        self._start_with = lineup
         if self._child is None:
             await self._spawn()
         elif self._link is not None:
@@ -216,21 +226,35 @@ class PartyController:
 
     def _send_start(self) -> None:
         if self._link is not None and self._start_with is not None:
-            self._link.send(Start(source=self._start_with.to_dict()))
+            self._link.send(Start(channels=[c.to_dict() for c in self._start_with]))
             self._start_with = None
 
-    async def set_source(self, source: SourceSpec) -> None:
-        """Switch what plays; on failure the current source keeps playing (PartyError)."""
-        await self._command(lambda rid: SetSource(id=rid, source=source.to_dict()))
+    async def set_source(self, source: SourceSpec, channel: int = 0) -> None:
+        """Switch what a channel plays; on failure it keeps playing (PartyError)."""
+        await self._command(
+            lambda rid: SetSource(id=rid, source=source.to_dict(), channel=channel)
+        )
 
-    async def skip(self, step: int) -> None:
-        """Next (1) or previous (-1) track of the playlist that plays (PartyError if none)."""
-        await self._command(lambda rid: Skip(id=rid, step=step))
+    async def set_channels(self, channels: list[Channel]) -> None:
+        """The party's channels from now on (add, remove, rename, recolour, change a source),
+        live; phones on a removed channel move to the first. On failure (e.g. a source that
+        cannot open) nothing changes and PartyError says why."""
+        why = problem(channels)
+        if why:
+            raise PartyError(why)
+        dicts = [c.to_dict() for c in channels]
+        await self._command(lambda rid: SetChannels(id=rid, channels=dicts))
 
-    async def set_track(self, title: str, artist: str = "") -> None:
-        """Tell the guests what plays, for live audio the OS cannot name (PartyError if the
-        source has tags of its own)."""
-        await self._command(lambda rid: SetTrack(id=rid, title=title, artist=artist))
+    async def skip(self, step: int, channel: int = 0) -> None:
+        """Next (1) or previous (-1) track of a channel's playlist (PartyError if none)."""
+        await self._command(lambda rid: Skip(id=rid, step=step, channel=channel))
+
+    async def set_track(self, title: str, artist: str = "", channel: int = 0) -> None:
+        """Tell a channel's guests what plays, for live audio the OS cannot name (PartyError
+        if the source has tags of its own)."""
+        await self._command(
+            lambda rid: SetTrack(id=rid, title=title, artist=artist, channel=channel)
+        )
 
     async def set_talk(self, on: bool) -> None:
         """The host's mic over the music (ducked) or not; PartyError if the mic cannot open.

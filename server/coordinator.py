@@ -1,11 +1,12 @@
-"""The coordinator process: one source, many workers, one timeline.
+"""The coordinator process: 1–3 channels (one source each), many workers, one clock.
 
 `run()` is the whole life: connect to the controller and warm the workers up → on Start:
-start (ports, source, front door, workers) → serve (pump audio, answer commands, watch
+start (ports, sources, front door, workers) → serve (pump audio, answer commands, watch
 workers, publish status) → shut down. Warming up first is what makes Start instant when the
 controller prepared the party in advance (the workers' imports take seconds).
-The parts do one job each: `Pump` (what plays, timestamps), `Supervisor` (workers),
-`FrontDoor` (the QR code's address), `StatusBoard` (what the party reports), `Timeline`.
+The parts do one job each: `Lineup` (the channels, one `Pump` each: what plays,
+timestamps), `Supervisor` (workers), `FrontDoor` (the QR code's address), `StatusBoard`
+(what the party reports), `Timeline`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server import ipc, netinfo
+from server.channels import Channel
 from server.child import child_main
 from server.config import PartyConfig
 from server.frontdoor import FrontDoor
+from server.lineup import Lineup
 from server.listeners import ListenerDesk
 from server.messages import (
     Background,
@@ -28,6 +31,7 @@ from server.messages import (
     ListenerAction,
     Ready,
     SetAccess,
+    SetChannels,
     SetSource,
     SetTalk,
     SetTalkConfig,
@@ -59,7 +63,7 @@ class Coordinator:
     def __init__(self, config: PartyConfig, stop: asyncio.Event) -> None:
         self.config = config
         self.board = board = StatusBoard(config.name, config.port)
-        self.pump: Pump | None = None  # made on Start, when the source is known
+        self.lineup: Lineup | None = None  # made on Start, when the channels are known
         board.talk = self.talk = TalkOver(
             config.live_lead_ms * 1000, board.report, board.changed.set
         )
@@ -81,7 +85,8 @@ class Coordinator:
         )
         self.supervisor.greeting = lambda: [
             *self.desk.greeting(),
-            *(self.pump.greeting() if self.pump else []),
+            *(self.lineup.greeting() if self.lineup else []),
+            *(m for p in (self.lineup.pumps if self.lineup else []) for m in p.greeting()),
         ]
         self.front_door.gate = self.desk.gate.join
         self.front_door.private = lambda: {**board.full(), **self.desk.private()}
@@ -92,8 +97,8 @@ class Coordinator:
         return self.board.phase is Phase.LIVE
 
     def _on_workers_changed(self) -> None:
-        if self.pump is not None:
-            self.pump.listeners_changed.set()
+        if self.lineup is not None:
+            self.lineup.listeners_changed()
         self.board.changed.set()
 
     # -- the whole life ----------------------------------------------------------------------
@@ -109,7 +114,8 @@ class Coordinator:
             await self._shutdown()
             return 0
         try:
-            pump = await self._start(SourceSpec.from_dict(start.result().source))
+            channels = [Channel.from_dict(c) for c in start.result().channels]
+            lineup = await self._start(channels)
         except StartFailed as exc:
             log.error("%s", exc)
             link.send(Fatal(text=str(exc)))
@@ -119,7 +125,7 @@ class Coordinator:
         link.send(Ready(status=self.board.full()))
         try:
             await first_completed(
-                self._tasks.spawn("pump", pump.run(self.supervisor, self._stop)),
+                self._tasks.spawn("pumps", lineup.run(self.supervisor, self._stop)),
                 self._tasks.spawn("control", self._control(link)),
                 self._tasks.spawn("stop", self._stop.wait()),
                 self._tasks.spawn("health", self.supervisor.watch(self._stop)),
@@ -133,8 +139,8 @@ class Coordinator:
             await self._shutdown()
         return 0
 
-    async def _start(self, spec: SourceSpec) -> Pump:
-        """Ports, source and front door first (the QR code works from here on: early phones
+    async def _start(self, channels: list[Channel]) -> Lineup:
+        """Ports, sources and front door first (the QR code works from here on: early phones
         wait on the page), then the warm workers open their ports."""
         cfg = self.config
         base, self.board.url, warnings = netinfo.claim_address(cfg)
@@ -145,15 +151,18 @@ class Coordinator:
         self.board.port = base
         for handle in self.supervisor.workers:
             handle.port = base + 1 + handle.id
-        timeline = Timeline(cfg.live_lead_ms * 1000, int(cfg.buffer_s * 1_000_000))
-        pump = Pump(spec, timeline, self.board.report, self.board.changed.set)
-        pump.covers = self.covers
+        lineup = Lineup(
+            lambda: Timeline(cfg.live_lead_ms * 1000, int(cfg.buffer_s * 1_000_000)),
+            self.board.report,
+            self.board.changed.set,
+            self.covers,
+        )
         try:
-            await pump.open()
+            await lineup.open(channels)
         except SourceError as exc:
             raise StartFailed(str(exc)) from None
-        self.board.pump = self.pump = pump
-        self.talk.attach([pump])
+        self.board.lineup = self.lineup = lineup
+        self.talk.attach(lineup.pumps)
         try:
             await self.front_door.open(cfg.host, base)
         except OSError as exc:
@@ -161,18 +170,18 @@ class Coordinator:
         self._tasks.spawn("publish", self.board.publish(self._stop))
         if await self.supervisor.start() == 0:
             raise StartFailed("No listener server could start; see the log for details.")
-        return pump
+        return lineup
 
     async def _shutdown(self) -> None:
         self.board.phase = Phase.STOPPING
         self._stop.set()
         t0 = time.monotonic()
-        if self.pump is not None:
+        if self.lineup is not None:
             self.supervisor.send_all(Status(status=self.board.public()))
         await self._tasks.close(1.0)
         await self.talk.close()
-        if self.pump is not None:
-            await self.pump.close()
+        if self.lineup is not None:
+            await self.lineup.close()
         await self.supervisor.stop()
         await self.front_door.close()
         log.info("coordinator stopped in %.2fs", time.monotonic() - t0)
@@ -181,21 +190,42 @@ class Coordinator:
 
     # -- commands from the controller --------------------------------------------------------
     async def _control(self, link: ipc.Link) -> None:
-        assert self.pump is not None
-        pump = self.pump
+        assert self.lineup is not None
+        lineup = self.lineup
 
-        async def switch(msg: SetSource) -> str | None:
+        def on_channel(act: Callable[[Pump, Any], Any]) -> Callable[[Any], Any]:
+            """A command for one channel's pump; why not, for a channel that is not there."""
+
+            async def handler(msg: Any) -> str | None:
+                pump = lineup.pump(msg.channel)
+                if pump is None:
+                    return "There is no such channel."
+                result = act(pump, msg)
+                return await result if inspect.isawaitable(result) else result
+
+            return handler
+
+        async def switch(pump: Pump, msg: SetSource) -> str | None:
             error = await pump.switch(SourceSpec.from_dict(msg.source))
             if error is None:
                 self.board.message = None
             return error
 
+        async def set_channels(msg: SetChannels) -> str | None:
+            why = await lineup.set_channels([Channel.from_dict(c) for c in msg.channels])
+            self.talk.attach(lineup.pumps)  # the voice follows its channel to a new index
+            return why
+
+        def set_track(pump: Pump, msg: SetTrack) -> str | None:
+            return pump.set_track(msg.title, msg.artist)
+
         why = await serve_link(
             link,
             {
-                SetSource: Background(self._answer(link, switch)),
-                Skip: Background(self._answer(link, lambda msg: pump.skip(msg.step))),
-                SetTrack: self._answer(link, lambda msg: pump.set_track(msg.title, msg.artist)),
+                SetSource: Background(self._answer(link, on_channel(switch))),
+                Skip: Background(self._answer(link, on_channel(lambda p, m: p.skip(m.step)))),
+                SetTrack: self._answer(link, on_channel(set_track)),
+                SetChannels: Background(self._answer(link, set_channels)),
                 SetTalk: Background(self._answer(link, lambda msg: self.talk.set(msg.on))),
                 SetTalkConfig: Background(
                     self._answer(

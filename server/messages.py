@@ -1,11 +1,11 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
 controller ⇄ coordinator: Hello, Start → Ready | Fatal, Status, Event,
-                          SetSource | Skip | SetTrack | SetTalk | SetTalkConfig
-                          → SourceResult, Stop,
+                          SetSource | Skip | SetTrack | SetChannels | SetTalk
+                          | SetTalkConfig → SourceResult, Stop,
                           SetAccess, ListenerAction; Roster (the host's per-phone rows).
 coordinator ⇄ worker:     Hello, Serve → Ready | Failed, Count, Ping → Pong, Pcm, Reset,
-                          NowPlaying, Status, Stop; Roster ← Access, ListenerAction.
+                          NowPlaying, Lineup, Status, Stop; Roster ← Access, ListenerAction.
 Children start warm: they import everything and link up, then wait for Start / Serve, so a
 party prepared in advance goes live in well under a second.
 
@@ -64,9 +64,10 @@ class Hello(Message):
 
 @_message
 class Start(Message):
-    """Controller → a warm coordinator: go live with this source."""
+    """Controller → a warm coordinator: go live with these channels (server/channels.py
+    Channel dicts; one for a party as it always was)."""
 
-    source: dict[str, Any]
+    channels: list[dict[str, Any]]
 
 
 @_message
@@ -118,6 +119,16 @@ class Fatal(Message):
 class SetSource(Message):
     id: int
     source: dict[str, Any]
+    channel: int = 0
+
+
+@_message
+class SetChannels(Message):
+    """The whole new set of channels (add, remove, rename, recolour, re-source); answered by
+    a SourceResult. Listeners of a removed channel move to the first one."""
+
+    id: int
+    channels: list[dict[str, Any]]
 
 
 @_message
@@ -134,6 +145,7 @@ class Skip(Message):
 
     id: int
     step: int
+    channel: int = 0
 
 
 @_message
@@ -143,6 +155,7 @@ class SetTrack(Message):
     id: int
     title: str
     artist: str = ""
+    channel: int = 0
 
 
 @_message
@@ -175,6 +188,7 @@ class Pcm(Message):
     PAYLOAD: ClassVar[str | None] = "pcm"
     ts: int
     pcm: bytes = b""
+    channel: int = 0
 
 
 @_message
@@ -184,6 +198,7 @@ class Reset(Message):
     (resume after idle) the source goes on where it was and the newest of them plays now."""
 
     jump: bool = False
+    channel: int = 0
 
 
 @_message
@@ -193,6 +208,7 @@ class NowPlaying(Message):
 
     PAYLOAD: ClassVar[str | None] = "artwork"
     ts: int
+    channel: int = 0
     title: str = ""
     artist: str = ""
     album: str = ""
@@ -202,23 +218,35 @@ class NowPlaying(Message):
     artwork: bytes = b""
 
     @classmethod
-    def of(cls, ts: int, track: Track) -> NowPlaying:
-        return cls(ts=ts, **dataclasses.asdict(track))
+    def of(cls, ts: int, track: Track, channel: int = 0) -> NowPlaying:
+        return cls(ts=ts, channel=channel, **dataclasses.asdict(track))
 
     def track(self) -> Track:
         from server.nowplaying import Track
 
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields.pop("ts")
+        fields.pop("channel")
         return Track(**fields)
 
 
 @_message
 class Count(Message):
-    """A worker's listeners (streaming now) and sessions (client states it holds)."""
+    """A worker's listeners (streaming now), sessions (client states it holds) and its
+    listeners on each channel."""
 
     listeners: int
     sessions: int = 0
+    channels: list[int] = field(default_factory=list)
+
+
+@_message
+class Lineup(Message):
+    """Coordinator → workers: the party's channels now, as the index each had before (None:
+    a new channel). Listeners of an old channel that is not kept move to channel 0. Also in
+    every worker's greeting (then each index is its own)."""
+
+    kept: list[int | None]
 
 
 @_message

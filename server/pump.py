@@ -1,16 +1,18 @@
-"""The pump: reads the one source and fans every chunk out to all workers with its play time.
+"""A pump: reads one channel's source and fans every chunk out to all workers with its play
+time (one pump per channel, all on the same clock; see server/lineup.py).
 
 It owns what plays (the source, switching it, skipping a playlist's track, falling back to
 silence when it breaks), what the guests are told is playing (a NowPlaying stamped with the
 play time of the first chunk it belongs to), and the timeline policy's side effects (a Reset
 before each new timeline, pacing files and URLs to a bounded lead). While nobody listens it
-stops reading, and releases live devices.
+stops reading, and releases live devices. `mixer` is a hook for whatever must be mixed into
+this channel's audio (the host's voice) just before it leaves.
 
-Talk-over hooks in here: `mixer` changes each chunk (with its play time) before fan-out, and
-`hold_lead()` keeps a file or URL at live lead while the host talks. Phones already hold up to
-`buffer_s` of its future music, so holding pulls that in: a Reset drops it on every phone and
-the chunks they had not played yet are sent again on a new timeline PULL_IN_US from now (the
-music pauses that long, neither skips nor repeats, and from then on carries the voice).
+Talk-over also needs `hold_lead()`: it keeps a file or URL at live lead while the host talks.
+Phones already hold up to `buffer_s` of its future music, so holding pulls that in: a Reset
+drops it on every phone and the chunks they had not played yet are sent again on a new
+timeline PULL_IN_US from now (the music pauses that long, neither skips nor repeats, and from
+then on carries the voice).
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ from server.timeline import Timeline
 log = logging.getLogger(__name__)
 STALL_CHECK_S = 1.0  # a stalled read is retried so stop/idle/source changes stay responsive
 IDLE_CHECK_S = 1.0
-PULL_IN_US = 200_000  # talk-over: music already on the phones starts again this soon
+# Talk-over: music already on the phones starts again this soon; as lanes.SWITCH_LEAD_US,
+# since with several channels the players rejoin through the library's late-join path.
+PULL_IN_US = 300_000
+Mixer = Callable[[int, bytes], bytes]
+"""mixer(play time µs, pcm) -> pcm of the same length (48 kHz s16le stereo)."""
 
 
 class Workers(Protocol):
@@ -53,7 +59,10 @@ class Pump:
         timeline: Timeline,
         report: Report,
         on_change: Callable[[], None],
+        index: int = 0,
     ) -> None:
+        self.index = index  # the channel this pump plays (changes when one before it goes)
+        self.mixer: Mixer | None = None
         self.spec = spec
         self.source: Source | None = None
         self.failed = False  # the chosen source broke; silence plays until another is picked
@@ -69,7 +78,6 @@ class Pump:
         self._announce = True  # the next chunk carries a NowPlaying even if none was made
         self._jumped_to: Track | None = None  # first track after a skip, until it is heard
         self._media: asyncio.Task[None] | None = None  # the host's media player, for system audio
-        self.mixer: Callable[[int, bytes], bytes] | None = None  # talk-over: (play time, pcm)
         self._sent: deque[tuple[int, bytes]] = deque()  # a file's chunks phones hold, unplayed
         self._replay: deque[bytes] = deque()  # pulled-in chunks, sent again before reading on
         self._pull_in = False  # hold_lead() asked: pull the music already sent in
@@ -77,10 +85,12 @@ class Pump:
 
     async def open(self) -> None:
         """Open the first source; SourceError tells the host why it cannot play."""
-        self.source = await self._open(self.spec)
+        self.source = await self.open_source(self.spec)
         self._follow_media()
 
-    async def _open(self, spec: SourceSpec) -> Source:
+    async def open_source(self, spec: SourceSpec) -> Source:
+        """An opened source for `use` (SourceError: why it cannot play): a change of several
+        channels opens every new source before anything changes."""
         source = sources.create(spec, self._report)
         await source.open()
         return source
@@ -89,17 +99,21 @@ class Pump:
         """Play `spec` from the next chunk on; on failure keep the current source and return
         why (the caller tells the host, once)."""
         try:
-            new = await self._open(spec)
+            new = await self.open_source(spec)
         except SourceError as exc:
             return str(exc)
-        old, self.source, self.spec = self.source, new, spec
+        await self.use(new)
+        return None
+
+    async def use(self, new: Source) -> None:
+        """Play this opened source from the next chunk on."""
+        old, self.source, self.spec = self.source, new, new.spec
         self.failed = False
         self._new_timeline()
         if old is not None:
             await old.close()
         self._follow_media()
         self._on_change()
-        return None
 
     async def skip(self, step: int) -> str | None:
         """Next/previous track of a playlist, heard at once; why not, for other sources."""
@@ -157,15 +171,15 @@ class Pump:
         self.tracks.new_timeline(jump=True)
         for ts, track in pending:
             self.tracks.add(ts + shift_us, track)
-            workers.send_all(NowPlaying.of(ts + shift_us, track))
+            workers.send_all(NowPlaying.of(ts + shift_us, track, self.index))
 
     def greeting(self) -> list[Message]:
         """What a (re)started worker needs to show the right track: the current one at once,
         then those still waiting for their audio."""
         msgs: list[Message] = []
         if self.tracks.current is not None:
-            msgs.append(NowPlaying.of(0, self.tracks.current))
-        msgs += [NowPlaying.of(ts, track) for ts, track in self.tracks.pending()]
+            msgs.append(NowPlaying.of(0, self.tracks.current, self.index))
+        msgs += [NowPlaying.of(ts, track, self.index) for ts, track in self.tracks.pending()]
         return msgs
 
     async def close(self) -> None:
@@ -228,9 +242,11 @@ class Pump:
                 except TimeoutError:
                     continue  # e.g. a stream reconnecting (it reports that itself)
                 except SourceError as exc:
-                    if source is self.source:  # not the old source, closed by a switch
+                    if source is self.source and not stop.is_set():  # not closed by a switch
                         await self._fail(str(exc))
                     continue
+                if stop.is_set():
+                    break  # this channel was removed while the read was in flight
                 if source is not self.source or generation != self._generation:
                     continue  # switched while this read was in flight: drop the old audio
             now = clock.now_us()
@@ -239,7 +255,8 @@ class Pump:
                 # Workers drop audio queued on the old timeline, so phones never hear two
                 # overlapping ones (a switch is heard at once).
                 pulled, self._pulled_from = self._pulled_from, None
-                workers.send_all(Reset(jump=self._announce or pulled is not None))
+                jump = self._announce or pulled is not None
+                workers.send_all(Reset(jump=jump, channel=self.index))
                 if pulled is not None:
                     self._retime_tracks(workers, ts - pulled)
                 elif self.tracks.new_timeline(jump=self._announce):
@@ -252,7 +269,7 @@ class Pump:
                     self._sent.popleft()
             if self.mixer is not None:
                 chunk = self.mixer(ts, chunk)
-            workers.send_all(frame(Pcm(ts=ts, pcm=chunk)), droppable=True)
+            workers.send_all(frame(Pcm(ts=ts, pcm=chunk, channel=self.index)), droppable=True)
             self.chunks_sent += 1
             self.level.add(chunk)
             wait_us = self.timeline.wait_us(clock.now_us(), source.live)
@@ -273,7 +290,7 @@ class Pump:
             self._jumped_to = track
         self.tracks.add(ts, track)
         self.covers.add(track)
-        workers.send_all(NowPlaying.of(ts, track))
+        workers.send_all(NowPlaying.of(ts, track, self.index))
 
     def heard(self, now_us: int) -> bool:
         """Move the tracks whose audio now plays to `tracks.current`; True when it changed."""
@@ -306,5 +323,5 @@ class Pump:
         self._report("error", f"{why} Playing silence until you pick another source.")
         if self.source is not None:
             await self.source.close()
-        self.source = await self._open(SourceSpec("silence"))
+        self.source = await self.open_source(SourceSpec("silence"))
         self._announce = True

@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from server.access import valid_id
 from server.admission import is_listening
-from server.web import RateLimit, client_address
+from server.web import CORS, RateLimit, client_address
 
 PAGE_STATES = frozenset({"playing", "buffering", "background"})
 MAX_GUEST_NAME_CHARS = 40
@@ -171,14 +172,15 @@ async def act(server: Any, client_id: str, action: str) -> bool:
     return True
 
 
-def report_route(tracker: RosterTracker, server: Any) -> Any:
+def report_route(tracker: RosterTracker, server: Any, channel_of: Callable[[str], int]) -> Any:
     """GET /api/me?id=&state=&sync=&name= on a worker: a page telling the host how it is.
 
     Why a GET to the worker, not a Sendspin message: the protocol's client/state has no room
     for a page's own state or sync error (and the hello's name is fixed per connection); the
     party's HTTP refuses bodies. The worker holds the phone's connection, so it accepts a
     report only for a player id connected *from the same address*; it is rate-limited per
-    address and every value is bounded. The page sends one on change and every 15 s.
+    address and every value is bounded. The page sends one on change and every 15 s. The
+    answer, `{"channel": n}`, tells the page which channel it is on.
     """
     limit = RateLimit(REPORTS_PER_S, REPORT_BURST)
 
@@ -192,7 +194,9 @@ def report_route(tracker: RosterTracker, server: Any) -> Any:
         if client_id is None or conn is None or getattr(conn, "peer", lambda: "")() != address:
             return web.Response(status=404)
         tracker.report(client_id, request.query)
-        return web.Response(status=204, headers={"Cache-Control": "no-store"})
+        return web.json_response(
+            {"channel": channel_of(client_id)}, headers={**CORS, "Cache-Control": "no-store"}
+        )
 
     return handler
 

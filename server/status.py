@@ -14,8 +14,8 @@ from server.phase import Phase
 from server.tasks import sleep_or_stop
 
 if TYPE_CHECKING:
+    from server.lineup import Lineup
     from server.listeners import ListenerDesk
-    from server.pump import Pump
     from server.supervisor import Supervisor
     from server.talkover import TalkOver
 
@@ -31,7 +31,7 @@ class StatusBoard:
         self.url = ""
         self.port = port
         self.link: ipc.Link | None = None  # to the controller
-        self.pump: Pump | None = None
+        self.lineup: Lineup | None = None
         self.supervisor: Supervisor | None = None
         self.desk: ListenerDesk | None = None  # per-listener rows and access rules
         self.talk: TalkOver | None = None  # the host's mic over the music
@@ -49,49 +49,76 @@ class StatusBoard:
 
     def full(self) -> dict[str, Any]:
         """For the controller (the host's own machine)."""
-        assert self.pump is not None and self.supervisor is not None
+        assert self.lineup is not None and self.supervisor is not None
         workers = self.supervisor.workers
-        spec = self.pump.spec
+        pumps = self.lineup.pumps
+        spec = pumps[0].spec
+        public = self.public()
+        for channel, pump in zip(public["channels"], pumps, strict=True):
+            channel["spec"] = pump.spec.to_dict()  # may hold a path: the host's eyes only
+            channel["failed"] = pump.failed
         return {
-            **self.public(),
-            "source": {"kind": spec.kind, "label": spec.label, "failed": self.pump.failed},
+            **public,
+            "source": {"kind": spec.kind, "label": spec.label, "failed": pumps[0].failed},
             "port": self.port,
             "message": self.message,
             "level": self._level,
             "talk": self.talk.status() if self.talk is not None else None,
             "stats": {"dropped": sum(h.link.dropped for h in workers if h.link)}
-            | self.pump.stats(),
+            | pumps[0].stats()
+            | {"channels": [p.stats() for p in pumps]},
             **(self.desk.status() if self.desk is not None else {}),
         }
 
     def public(self) -> dict[str, Any]:
         """What any phone on the LAN may read from /api/status: no paths, no messages."""
-        assert self.pump is not None and self.supervisor is not None
+        assert self.lineup is not None and self.supervisor is not None
+        channels = self._channels()
         return {
             "name": self.name,
             "state": self.phase.value,
             "listeners": self.supervisor.total_listeners(),
             "workers": [h.public() for h in self.supervisor.workers],
-            "source": {"kind": self.pump.spec.kind, "label": self.pump.spec.short_label},
-            "now_playing": self._now_playing(),
+            "source": {"kind": self.lineup.pumps[0].spec.kind, "label": channels[0]["source"]},
+            "now_playing": channels[0]["now_playing"],
+            "channels": channels,
             "url": self.url,
             "message": None,
         }
 
-    def _now_playing(self) -> dict[str, Any] | None:
-        """The track the guests hear now (not the one decoded ahead), without its image."""
-        assert self.pump is not None
-        track = self.pump.tracks.current
-        return None if track is None else track.public()
+    def _channels(self) -> list[dict[str, Any]]:
+        """Each channel with its listeners and the track its guests hear now (not the one
+        decoded ahead), without its image."""
+        assert self.lineup is not None and self.supervisor is not None
+        counts = self.supervisor.channel_listeners(len(self.lineup.pumps))
+        out = []
+        for i, (channel, pump) in enumerate(
+            zip(self.lineup.channels, self.lineup.pumps, strict=True)
+        ):
+            track = pump.tracks.current
+            out.append(
+                {
+                    "index": i,
+                    "name": channel.name,
+                    "colour": channel.colour,
+                    "source": pump.spec.short_label,
+                    "listeners": counts[i],
+                    "now_playing": None if track is None else track.public(),
+                }
+            )
+        return out
 
     async def publish(self, stop: asyncio.Event) -> None:
         """Until `stop`: the full status to the controller, the public one to the workers."""
-        assert self.pump is not None and self.supervisor is not None
+        assert self.lineup is not None and self.supervisor is not None
         last_public: dict[str, Any] | None = None
         while not stop.is_set():
-            if self.pump.heard(clock.now_us()):
+            now = clock.now_us()
+            if any([pump.heard(now) for pump in self.lineup.pumps]):  # every one, not the first
                 self.changed.set()
-            level = self.pump.level.take()
+            for pump in self.lineup.pumps[1:]:
+                pump.level.take()  # the meter shows the first channel
+            level = self.lineup.pumps[0].level.take()
             if level != self._level:
                 self._level = level
                 self.changed.set()

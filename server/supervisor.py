@@ -80,6 +80,7 @@ class WorkerHandle:
     ready: bool = False
     listeners: int | None = None
     sessions: int = 0  # client states the worker holds (connected + recently left)
+    channels: list[int] = field(default_factory=list)  # its listeners on each channel
     joins: deque[float] = field(default_factory=deque)  # phones sent here, not yet counted
     crashes: deque[float] = field(default_factory=deque)
     last_error: str | None = None
@@ -252,6 +253,7 @@ class Supervisor:
             handle.joins.popleft()
         handle.listeners = msg.listeners
         handle.sessions = msg.sessions
+        handle.channels = msg.channels
 
     @staticmethod
     def _pong(handle: WorkerHandle, msg: Pong) -> None:
@@ -268,6 +270,19 @@ class Supervisor:
         if not live or any(h.listeners is None for h in live):
             return None
         return sum(h.listeners or 0 for h in live)
+
+    def channel_listeners(self, count: int) -> list[int | None]:
+        """Listeners on each of `count` channels; None like total_listeners (no made-up
+        figure). A worker that reports no per-channel counts has all its listeners on the
+        first channel."""
+        if self.total_listeners() is None:
+            return [None] * count
+        totals = [0] * count
+        for h in self.live():
+            per = h.channels or [h.listeners or 0]
+            for i, n in enumerate(per[:count]):
+                totals[i] += n
+        return list(totals)
 
     @property
     def all_given_up(self) -> bool:

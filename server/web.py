@@ -1,7 +1,8 @@
 """HTTP routes every party port shares: the web player, /api/status, /api/join, /qr.svg.
 
 Read-only by design: nothing a phone sends can pick a source, read a file outside the web
-root or control the party (that lives on the loopback control link only).
+root or control the party (that lives on the loopback control link only). The one change a
+phone can make is to its own player: which channel it hears (POST /api/channel, no body).
 
 Cheap for everyone, whatever one guest does: status is one JSON snapshot re-encoded at most
 every STATUS_MAX_AGE_S, API calls are rate-limited per address, request bodies are refused
@@ -44,6 +45,7 @@ API_RATE_PER_S = 5.0  # sustained API calls per client address (a page makes one
 API_BURST = 20  # ...with this many at once (a page loading, a few phones behind one NAT)
 RATE_TRACKED = 4096  # addresses remembered (bounded: a spoofing LAN could invent many)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "::1", "localhost"})
+POST_PATHS = frozenset({"/api/channel"})  # a guest moving its own player (workers only)
 
 
 class StatusSnapshot:
@@ -149,7 +151,9 @@ def _hardening(snapshot: StatusSnapshot, origins: LocalOrigins) -> Any:
         if request.body_exists:  # nothing here takes a body: refuse before reading it
             code = 405 if request.method not in {"GET", "HEAD", "OPTIONS"} else 413
             return _closing(web.Response(status=code, text="No request bodies here.\n"))
-        if request.method not in {"GET", "HEAD", "OPTIONS"}:
+        if request.method not in {"GET", "HEAD", "OPTIONS"} and not (
+            request.method == "POST" and request.path in POST_PATHS
+        ):
             raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
         if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" and not _origin_ok(
             request, snapshot, origins

@@ -1,7 +1,8 @@
 """A worker process: one Sendspin server (one group, one stream) on its own port.
 
-It receives timestamped PCM from the coordinator over its link and commits it to the
-stream; every worker gets identical timestamps, so phones on different workers play in sync.
+It receives timestamped PCM of every channel from the coordinator over its link and commits
+it to the stream, which routes each player to its channel (server/lanes.py); every worker
+gets identical timestamps, so phones on different workers play in sync.
 It exits by itself when the link drops (the coordinator is gone).
 """
 
@@ -14,7 +15,6 @@ import logging
 import os
 import signal
 import time
-from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -31,18 +31,20 @@ from aiosendspin.server import (
 from aiosendspin.server.audio import AudioFormat
 from aiosendspin.server.push_stream import PushStream, StreamStoppedError
 
-from server import clock, frames, ipc, roster
+from server import frames, ipc, limits, roster
 from server import web as party_web
-from server.access import AccessRules
+from server.access import AccessRules, valid_id
 from server.admission import PartyServer
 from server.audio_format import BIT_DEPTH, CHANNELS, SAMPLE_RATE
 from server.child import child_main
 from server.gatekeeper import Gatekeeper
 from server.ghosts import GhostWatch
+from server.lanes import Lanes
 from server.messages import (
     Access,
     Count,
     Failed,
+    Lineup,
     ListenerAction,
     NowPlaying,
     Pcm,
@@ -59,6 +61,7 @@ from server.nowplaying import Covers
 from server.pairing import PartyPairingStore
 from server.phase import Phase
 from server.tasks import TaskGroup, first_completed, sleep_or_stop
+from server.web import CORS, NO_STORE, RateLimit, client_address
 from server.worker_tracks import TrackBoard
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,8 @@ PCM_FORMAT = AudioFormat(sample_rate=SAMPLE_RATE, bit_depth=BIT_DEPTH, channels=
 COUNT_REFRESH_S = 2.0
 REAP_AFTER_S = 20.0
 REAP_INTERVAL_S = 2.0
-REPLAY_MARGIN_US = 150_000  # recent audio closer to its play time than this is not replayed
+SWITCHES_PER_S = 2.0  # a guest tapping channels; more is a script
+SWITCH_BURST = 6
 EXIT_PORT_IN_USE = 3
 
 
@@ -86,7 +90,7 @@ class Worker:
         self._tasks = TaskGroup(f"worker{worker_id}")
         self._stop = stop
         self._count_changed = asyncio.Event()
-        self._recent: deque[tuple[int, bytes]] = deque()  # future audio, for a fresh stream
+        self.lanes = Lanes()  # which channel each player hears; recent audio of each
         self._stream_fed = False
         self._ghosts = GhostWatch()
         self._left: dict[str, float] = {}  # client id -> when it disconnected
@@ -117,6 +121,8 @@ class Worker:
         if isinstance(event, ClientConnectedEvent | ClientAddedEvent):
             self._left.pop(event.client_id, None)
             self._attach(event.client_id)
+        if isinstance(event, ClientRemovedEvent):
+            self.lanes.forget(event.client_id)
         if isinstance(event, ClientDisconnectedEvent):
             self._left[event.client_id] = time.monotonic()
         elif (
@@ -135,7 +141,8 @@ class Worker:
             self._reset_stream()
             self._group = client.group
             self._group.set_group_name(self.name)  # the party's, not the first client's
-            self._stream = self._group.start_stream()
+            self._stream = self._group.start_stream(channel_resolver=self.lanes.resolve)
+            self.lanes.open_stream(self._stream)
             self._stream_fed = False
             self._tracks.attach(self._group)
         elif client.group is not self._group:
@@ -152,34 +159,67 @@ class Worker:
         self._tracks.attach(None)
 
     # -- audio -----------------------------------------------------------------------------
-    async def _commit(self, play_start_us: int, pcm: bytes) -> None:
-        """Commit a chunk; a fresh stream first gets the still-playable recent audio, so the
-        first phone on an idle worker hears music at once instead of after the whole lead."""
-        self._recent.append((play_start_us, pcm))
-        horizon = clock.now_us() + REPLAY_MARGIN_US
-        while self._recent and self._recent[0][0] < horizon:
-            self._recent.popleft()
+    async def _commit(self, msg: Pcm) -> None:
+        """Commit a chunk to its channel; a fresh stream first gets the still-playable recent
+        audio of every channel, so the first phone on an idle worker hears music at once
+        instead of after the whole lead, and can switch channel at once."""
+        lane = self.lanes.at(msg.channel)
+        if lane is None:
+            return
+        lane.keep(msg.ts, msg.pcm)
         stream = self._stream
         if stream is None:
             return
         if not self._stream_fed:
             self._stream_fed = True
-            backlog = list(self._recent)
+            backlog = [(ln, ts, pcm) for ln in self.lanes.lanes for ts, pcm in ln.replayable()]
         else:
-            backlog = [(play_start_us, pcm)]
+            backlog = [(lane, msg.ts, msg.pcm)]
         try:
-            for ts, data in backlog:
-                stream.prepare_audio(data, PCM_FORMAT)
+            for ln, ts, data in backlog:
+                stream.prepare_audio(data, PCM_FORMAT, channel_id=ln.uuid)
                 await stream.commit_audio(play_start_us=ts)
         except StreamStoppedError:
             self._reset_stream()
 
     def _reset(self, msg: Reset) -> None:
-        """A new timeline: drop what was queued on the old one."""
-        self._recent.clear()
-        if self._stream is not None and not self._stream.is_stopped:
-            self._stream.clear()
-        self._tracks.reset(msg.jump)
+        """A new timeline on one channel: drop what was queued on its old one."""
+        clients = self._server.clients if self._server else []
+        self.lanes.new_timeline(self._stream, msg.channel, clients)
+        if msg.channel == 0:
+            self._tracks.reset(msg.jump)
+
+    def _lineup(self, msg: Lineup) -> None:
+        clients = list(self._server.clients) if self._server else []
+        self.lanes.relineup(msg.kept, self._stream, clients)
+        self._count_changed.set()
+
+    def _channel_route(self) -> Any:
+        """POST /api/channel?id=<player id>&channel=<n>: a guest's tap moves its own player
+        (no reconnect). Only from the player's own connection address (or the host itself):
+        the party's HTTP changes nothing else, and one guest cannot move another."""
+        limit = RateLimit(SWITCHES_PER_S, SWITCH_BURST)
+
+        async def handler(request: web.Request) -> web.Response:
+            address = client_address(request)
+            if not limit.allow(address):
+                return web.Response(status=429, headers={**CORS, "Retry-After": "1"})
+            client_id = valid_id(request.query.get("id"))
+            client = self._server.get_client(client_id) if client_id and self._server else None
+            conn = client.connection if client is not None else None
+            try:
+                index = int(request.query.get("channel", ""))
+            except ValueError:
+                index = -1
+            if client is None or conn is None or self.lanes.at(index) is None:
+                return web.Response(status=404, headers=CORS)
+            if address not in limits.HOST_ITSELF and getattr(conn, "peer", lambda: "")() != address:
+                return web.Response(status=403, headers=CORS)
+            self.lanes.move(self._stream, client, index)
+            self._count_changed.set()
+            return web.json_response({"channel": index}, headers={**CORS, **NO_STORE})
+
+        return handler
 
     def _pong(self, ping: Ping) -> None:
         """Answered from this loop, so a stuck loop shows as silence to the watchdog."""
@@ -191,8 +231,9 @@ class Worker:
         why = await serve_link(
             self._link,
             {
-                Pcm: lambda msg: self._commit(msg.ts, msg.pcm),
+                Pcm: self._commit,
                 Reset: self._reset,
+                Lineup: self._lineup,
                 NowPlaying: self._tracks.receive,
                 Status: lambda msg: setattr(self, "status", msg.status),
                 Ping: self._pong,
@@ -219,12 +260,17 @@ class Worker:
 
     async def _report_counts(self) -> None:
         assert self._link is not None
-        last: tuple[int, int] | None = None
+        last: Count | None = None
         while not self._stop.is_set():
             self._count_changed.clear()
-            count = (self.listeners, len(self._server.clients) if self._server else 0)
+            clients = self._server.connected_clients if self._server else []
+            count = Count(
+                listeners=self.listeners,
+                sessions=len(self._server.clients) if self._server else 0,
+                channels=self.lanes.counts(clients),
+            )
             if count != last:
-                self._link.send(Count(listeners=count[0], sessions=count[1]))
+                self._link.send(count)
                 last = count
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._count_changed.wait(), COUNT_REFRESH_S)
@@ -260,7 +306,10 @@ class Worker:
         app = party_web.make_app(lambda: self.status, self._join_target, gate=self._gate.join)
         app.router.add_get(SendspinServer.API_PATH, self._on_websocket)
         app.router.add_get("/t/{ticket}" + SendspinServer.API_PATH, self._on_websocket)
-        app.router.add_get("/api/me", roster.report_route(self._roster, self._server))
+        app.router.add_get(
+            "/api/me", roster.report_route(self._roster, self._server, self.lanes.index_of)
+        )
+        app.router.add_post("/api/channel", self._channel_route())
         app.router.add_get(Covers.ROUTE, self._tracks.covers.handle)
         try:
             runner = await party_web.serve(app, self.host, self.port)

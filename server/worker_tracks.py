@@ -47,7 +47,9 @@ class TrackBoard:
     # -- from the coordinator -------------------------------------------------------------
     def receive(self, msg: NowPlaying) -> None:
         track = msg.track()
-        self.covers.add(track)
+        self.covers.add(track)  # every channel's cover is served here
+        if msg.channel != 0:
+            return  # the group's metadata reaches all its players: it shows the first channel
         self.schedule.add(msg.ts, (msg.ts, track))
         self._wake.set()
 

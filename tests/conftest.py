@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from server.channels import Channel
 from server.config import PartyConfig
 from server.control import PartyController
 from server.sources.base import SourceSpec
@@ -18,7 +19,7 @@ StartParty = Callable[..., "contextlib.AbstractAsyncContextManager[PartyControll
 
 @contextlib.asynccontextmanager
 async def running_party(
-    source: SourceSpec | None = None,
+    source: SourceSpec | list[Channel] | None = None,
     *,
     workers: int = 2,
     events: list[str] | None = None,

@@ -167,7 +167,7 @@ async def test_pin_cap_and_block_are_enforced_by_the_server(start_party) -> None
             assert not muted(a)
             # A page's report about itself counts only from its own address.
             me = f"http://127.0.0.1:{port}"
-            assert await get_status(me, "/api/me?id=guest-b&state=background") == 204
+            assert await get_status(me, "/api/me?id=guest-b&state=background") == 200
             assert await get_status(me, "/api/me?id=guest-b", local="127.0.3.9") == 404
             await eventually(
                 lambda: (
