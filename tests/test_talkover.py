@@ -15,13 +15,16 @@ import contextlib
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import av
 import numpy as np
 import pytest
 
 from server import clock
 from server.audio_format import SAMPLE_RATE
+from server.channels import default_channel
 from server.pump import PULL_IN_US
+from server.sources.base import SourceSpec
 from server.sources.demo import rendered_pcm
 from server.talkover import DUCK_DB, MIC_GUARD_US, RELEASE_S
 from tests.conftest import worker_url
@@ -84,6 +87,11 @@ class DemoMatch:
         ref = self.twice[lag : lag + len(x)]
         gain = float(np.dot(x, ref) / np.dot(ref, ref))
         return lag, gain, x - gain * ref
+
+
+async def post(url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.post(url) as response:
+        return response.status
 
 
 def db(gain: float) -> float:
@@ -179,3 +187,42 @@ async def test_an_unplugged_mic_never_stops_the_music(
         later = audio[SAMPLE_RATE : 2 * SAMPLE_RATE]  # a second after the unplug
         assert len(later) == SAMPLE_RATE and np.sqrt(np.mean(later**2)) > 0.01
         await party.set_talk(False)
+
+
+async def test_talk_on_one_channel_leaves_the_other_alone(
+    start_party, listeners, mic, pulse: PulseServer, speech
+) -> None:
+    wav, voice = speech
+    demo = DemoMatch()
+    channels = [default_channel(i, SourceSpec("demo")) for i in (0, 1)]
+    async with start_party(channels, workers=1, live_lead_ms=LIVE_LEAD_MS) as party:
+        url = worker_url(party, 0)
+        stay, moved = Listener(url), Listener(url)
+        for client in (stay, moved):
+            listeners.append(await client.connect())
+        assert moved.client is not None
+        code = await post(
+            f"http://127.0.0.1:{party.status.workers[0]['port']}/api/channel"
+            f"?id={moved.client._client_id}&channel=1"
+        )
+        assert code == 200
+        await asyncio.sleep(1.0)
+        await party.set_talk_config(MIC, 1, "push")
+        await party.set_talk(True)
+        spoke = clock.now_us()
+        player = pulse.play(wav, "micsink")
+        await asyncio.to_thread(player.wait, 20)
+        await party.set_talk(False)
+        assert party.status.talk["channel"] == 1
+
+    delay_us = LIVE_LEAD_MS * 1000 + MIC_GUARD_US
+    span = (spoke + delay_us, spoke + delay_us + len(voice) * US // SAMPLE_RATE)
+    gains = {}
+    for name, client in (("other channel", stay), ("talk channel", moved)):
+        _, audio = client.played(span[0])
+        _, gains[name], rest = demo.fit(audio[: (span[1] - span[0]) * SAMPLE_RATE // US])
+        score, _ = correlation(rest, voice[: len(rest) // 2])
+        gains[name] = (round(db(gains[name]), 1), round(score, 2))
+    print(f"talk on channel 2 only: (music dB, voice match) {gains}")
+    assert abs(gains["other channel"][0]) < 1.0 and gains["other channel"][1] < 0.3, gains
+    assert abs(gains["talk channel"][0] - DUCK_DB) < 1.5 and gains["talk channel"][1] > 0.6
