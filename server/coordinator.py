@@ -206,7 +206,7 @@ class Coordinator:
             return handler
 
         async def switch(pump: Pump, msg: SetSource) -> str | None:
-            error = await pump.switch(SourceSpec.from_dict(msg.source))
+            error = await lineup.switch(pump, SourceSpec.from_dict(msg.source))
             if error is None:
                 self.board.message = None
             return error

@@ -33,7 +33,7 @@ from aiosendspin.server.push_stream import PushStream
 from server import clock
 from server.admission import is_listening
 
-SWITCH_LEAD_US = 300_000  # a moved player hears its new channel this soon (send + decode)
+SWITCH_LEAD_US = 250_000  # a moved player hears its new channel this soon (send + decode)
 REPLAY_MARGIN_US = 150_000  # recent audio closer to its play time than this is not replayed
 
 

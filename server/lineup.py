@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from server.channels import Channel, plan, problem
 from server.messages import Lineup as LineupMsg
@@ -81,16 +82,30 @@ class Lineup:
     def pump(self, index: int) -> Pump | None:
         return self.pumps[index] if 0 <= index < len(self.pumps) else None
 
+    async def switch(self, pump: Pump, spec: SourceSpec) -> str | None:
+        """A new source for one channel (see Pump.switch); the channel remembers it."""
+        error = await pump.switch(spec)
+        if error is None and pump in self.pumps:
+            i = self.pumps.index(pump)
+            self.channels[i] = replace(self.channels[i], source=spec)
+        return error
+
     # -- running ---------------------------------------------------------------------------
     async def run(self, workers: Workers, stop: asyncio.Event) -> None:
         """Run every pump until `stop` (pumps added later start at once)."""
         self._workers = workers
         for pump in self.pumps:
             self._start(pump)
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            await self._halt()
+
+    async def _halt(self) -> None:
+        """Every pump stops reading (bounded), before any source is closed."""
         for event in self._stops.values():
             event.set()
-        await self._tasks.wait(1.0)
+        await self._tasks.wait(0.5)
         await self._tasks.close(0.5)
 
     def _start(self, pump: Pump) -> None:
@@ -99,6 +114,7 @@ class Lineup:
         self._tasks.spawn(f"pump-{id(pump):x}", pump.run(self._workers, stop))
 
     async def close(self) -> None:
+        await self._halt()
         for pump in self.pumps:
             await pump.close()
 

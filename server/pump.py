@@ -67,6 +67,7 @@ class Pump:
         self.source: Source | None = None
         self.failed = False  # the chosen source broke; silence plays until another is picked
         self.chunks_sent = 0
+        self.bytes_sent = 0  # audio decoded/captured once, whatever the number of workers
         self.level = LevelMeter()
         self.timeline = timeline
         self.listeners_changed = asyncio.Event()
@@ -221,7 +222,11 @@ class Pump:
         return None
 
     def stats(self) -> dict[str, Any]:
-        return {"chunks": self.chunks_sent, **(self.source.stats() if self.source else {})}
+        return {
+            "chunks": self.chunks_sent,
+            "audio_s": round(duration_us(self.bytes_sent) / 1e6, 3),
+            **(self.source.stats() if self.source else {}),
+        }
 
     async def run(self, workers: Workers, stop: asyncio.Event) -> None:
         """Until `stop`: read, stamp, fan out; idle while nobody listens."""
@@ -271,6 +276,7 @@ class Pump:
                 chunk = self.mixer(ts, chunk)
             workers.send_all(frame(Pcm(ts=ts, pcm=chunk, channel=self.index)), droppable=True)
             self.chunks_sent += 1
+            self.bytes_sent += len(chunk)
             self.level.add(chunk)
             wait_us = self.timeline.wait_us(clock.now_us(), source.live)
             if wait_us:

@@ -4,10 +4,10 @@ Timing. A live source reaches phones `live_lead` after capture; a file or URL is
 `buffer_s` ahead, so by the time the host speaks the phones already hold seconds of music
 without the voice. Pressing talk therefore pulls the music in (`Pump.hold_lead`: a Reset, the
 unplayed chunks sent again PULL_IN_US from now, the file kept at live lead while talk is on)
-and the voice captured at c is mixed into the chunk that plays at c + `delay_us`
+and the voice that reached us at c is mixed into the chunk that plays at c + `delay_us`
 (live lead + MIC_GUARD_US, the same for every channel, so all channels carry it in step).
-The guard covers the mic's own block and driver latency: the chunk stamped now + live lead
-for a live channel needs mic audio that has already arrived. After release, and once the
+The guard covers a mic block's length and scheduling jitter: the chunk stamped now + live
+lead needs mic audio that has already arrived. After release, and once the
 music is back to full level, the file may run `buffer_s` ahead again.
 
 Ducking is linear in dB (DUCK_DB deep, down in ATTACK_S, up in RELEASE_S), reaching full
@@ -43,10 +43,10 @@ MODES: tuple[Mode, ...] = ("push", "always")
 DUCK_DB = -15.0
 ATTACK_S = 0.05
 RELEASE_S = 0.4
-MIC_GUARD_US = 80_000  # mic block + driver latency: the voice plays live lead + this late
+MIC_GUARD_US = 100_000  # a mic block's length + jitter: the voice plays live lead + this late
 LIMIT_KNEE = 0.89  # -1 dBFS: above it, peaks are bent smoothly towards full scale
 KEEP_MIC_US = 1_000_000  # mic audio kept for mixing beyond the voice's delay
-REANCHOR_US = 40_000  # mic timestamps this far off the sample count: a new mic timeline
+REANCHOR_US = 100_000  # mic audio arriving this much later than its count: samples lost
 MIC_WARM_S = 60.0  # the mic stays open this long after talk, so the next press is instant
 _US = 1_000_000
 
@@ -102,9 +102,11 @@ def to_mono(pcm: bytes) -> np.ndarray:
 
 
 class MicBuffer:
-    """Mic audio on the capture clock: blocks are laid end to end from the first block's
-    timestamp (the sample count is steadier than per-block timestamps); a block whose stamp
-    is REANCHOR_US off that count (a gap, a new device) starts again from its own."""
+    """Mic audio on the protocol clock, stamped by arrival (as the pump stamps live sources:
+    PortAudio's own ADC times were seen 0.6 s off through PulseAudio). Blocks are laid end
+    to end by sample count, steadier than arrival times; audio cannot arrive before it was
+    captured, so a count running ahead of a block's arrival (a backlog draining) moves
+    everything earlier, and one REANCHOR_US behind it (samples lost) starts again there."""
 
     def __init__(self, keep_us: int = KEEP_MIC_US) -> None:
         self._keep = keep_us * SAMPLE_RATE // _US
@@ -119,10 +121,14 @@ class MicBuffer:
         assert self._origin_us is not None
         return self._origin_us + (self._first + self._samples.size) * _US // SAMPLE_RATE
 
-    def append(self, mono: np.ndarray, captured_us: int) -> None:
-        if self._origin_us is None or abs(captured_us - self._end_us()) > REANCHOR_US:
-            self._origin_us, self._first = captured_us, 0
+    def append(self, mono: np.ndarray, arrived_us: int) -> None:
+        """`mono` arrived at `arrived_us`: its last sample was captured about then."""
+        start_us = arrived_us - mono.size * _US // SAMPLE_RATE
+        if self._origin_us is None or start_us - self._end_us() > REANCHOR_US:
+            self._origin_us, self._first = start_us, 0
             self._samples = np.zeros(0, dtype=np.float32)
+        elif self._end_us() > start_us:
+            self._origin_us -= self._end_us() - start_us
         self._samples = np.concatenate((self._samples, mono))
         excess = self._samples.size - self._keep
         if excess > 0:
@@ -340,14 +346,13 @@ class TalkOver:
         self._on_change()
 
     async def _read(self, source: Source) -> None:
-        """Mic audio into the buffer, stamped with its capture time, until talk ends."""
+        """Mic audio into the buffer, stamped with its arrival, until the mic closes."""
         capture = source if isinstance(source, CaptureSource) else None
         while True:
             pcm = await source.read()
-            captured = capture.last_capture_us if capture is not None else clock.now_us()
-            if captured is None:
+            if capture is not None and capture.last_capture_us is None:
                 continue  # the mic is gone: silence while the source looks for it
-            self.mic.append(to_mono(pcm), captured)
+            self.mic.append(to_mono(pcm), clock.now_us())
             self.level.add(pcm)
 
     async def _close_mic(self) -> None:

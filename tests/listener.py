@@ -4,6 +4,7 @@ It connects encrypted and unpaired, like a native Sendspin speaker would, asks f
 records every chunk's server timestamp, so tests can compare what different workers sent.
 With `metadata=True` it also takes the metadata and artwork roles and records each title it
 is shown (with its local arrival time) and each cover image, as any Sendspin display would.
+Each stream/clear is recorded too, so `played()` is what a player would really play.
 """
 
 from __future__ import annotations
@@ -41,7 +42,25 @@ class Listener:
     metadata: bool = False
     titles: list[tuple[int, dict]] = field(default_factory=list)  # (arrival us, metadata)
     covers: list[tuple[int, bytes]] = field(default_factory=list)  # (arrival us, image)
-    clears: list[int] = field(default_factory=list)  # arrival (us) of each stream/clear
+    clears: list[tuple[int, int]] = field(default_factory=list)  # (arrival us, chunks before)
+
+    @property
+    def client_id(self) -> str:
+        """The player id the server knows this listener by."""
+        assert self.client is not None
+        return self.client.identity.peer_id
+
+    def _on_clear(self, roles: list[str] | None) -> None:
+        if roles is None or "player" in roles:
+            self.clears.append((_CLOCK.now_us(), len(self.chunks)))
+
+    def played(self) -> list[tuple[int, bytes]]:
+        """The chunks a player plays: a stream/clear drops those received before it that
+        had not started playing yet (the protocol's rule)."""
+        dropped: set[int] = set()
+        for at, before in self.clears:
+            dropped.update(i for i in range(before) if self.chunks[i][0] >= at)
+        return [chunk for i, chunk in enumerate(self.chunks) if i not in dropped]
 
     def _on_metadata(self, payload: object) -> None:
         meta = getattr(payload, "metadata", None)
@@ -94,7 +113,7 @@ class Listener:
         )
         await client.set_unpaired_access(enabled=True)
         client.add_audio_chunk_listener(self._on_chunk)
-        client.add_stream_clear_listener(lambda _roles: self.clears.append(_CLOCK.now_us()))
+        client.add_stream_clear_listener(self._on_clear)
         if self.metadata:
             client.add_metadata_listener(self._on_metadata)
             client.add_artwork_listener(self._on_artwork)
@@ -102,17 +121,10 @@ class Listener:
         await asyncio.wait_for(client.connect(self.url), timeout)
         return self
 
-    def played(self, since_us: int) -> tuple[int, np.ndarray]:
-        """(play time of sample 0, mono float audio) as a player would have played it from
-        `since_us` on: audio that a stream/clear dropped before its play time is left out
-        (a player stops at the clear), silence fills the gaps."""
-        kept: list[tuple[int, bytes]] = []
-        for (ts, data), arrived in zip(self.chunks, self.arrivals, strict=True):
-            cut = next((c for c in self.clears if c > arrived), None)
-            if cut is not None and ts + duration_us(len(data)) > cut:  # played up to the clear
-                data = data[: max(0, (cut - ts) * SAMPLE_RATE // 1_000_000) * 4]
-            if ts >= since_us and data:
-                kept.append((ts, data))
+    def heard(self, since_us: int) -> tuple[int, np.ndarray]:
+        """(since_us, mono float audio from then on) of what `played()` gives, each chunk at
+        its play time, silence in the gaps."""
+        kept = [(ts, data) for ts, data in self.played() if ts >= since_us]
         if not kept:
             return since_us, np.zeros(0, np.float32)
         end = max(ts + duration_us(len(data)) for ts, data in kept)

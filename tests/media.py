@@ -90,3 +90,19 @@ def mp3_tone(freq: float, amplitude: int, frames: int) -> bytes:
 def rms_of(pcm: bytes) -> float:
     samples = np.frombuffer(pcm, "<i2").astype(np.float64)
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+def mono(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2").reshape(-1, 2).mean(axis=1) / 32768.0
+
+
+def correlation(captured: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
+    """(best normalised cross-correlation, lag of `reference` inside `captured`)."""
+    n = len(captured) + len(reference)
+    spectrum = np.fft.rfft(captured, n) * np.conj(np.fft.rfft(reference, n))
+    raw = np.fft.irfft(spectrum, n)[: len(captured) - len(reference) + 1]
+    energy = np.concatenate([[0.0], np.cumsum(captured**2)])
+    window = energy[len(reference) :] - energy[: len(energy) - len(reference)]
+    score = raw / (np.sqrt(np.maximum(window, 1e-12)) * np.linalg.norm(reference))
+    lag = int(np.argmax(score))
+    return float(score[lag]), lag

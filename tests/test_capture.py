@@ -26,6 +26,7 @@ from server.sources.base import SourceError, SourceSpec
 from server.sources.capture import CaptureSource, Converter, WasapiLoopbackCapture
 from server.sources.devices import CapturePlan, PortAudioView, PulseSource, PulseView
 from server.tasks import in_daemon_thread
+from tests.media import correlation, mono
 from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, tone_sequence, write_wav  # noqa: F401 (fixtures)
 
 TONES = (440.0, 880.0, 1320.0)
@@ -34,22 +35,6 @@ READ_BOUND_S = 2.0  # no read() may take longer than this, whatever breaks
 
 
 # -- analysis helpers ------------------------------------------------------------------------
-def mono(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype="<i2").reshape(-1, 2).mean(axis=1) / 32768.0
-
-
-def correlation(captured: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
-    """(best normalised cross-correlation, lag of `reference` inside `captured`)."""
-    n = len(captured) + len(reference)
-    spectrum = np.fft.rfft(captured, n) * np.conj(np.fft.rfft(reference, n))
-    raw = np.fft.irfft(spectrum, n)[: len(captured) - len(reference) + 1]
-    energy = np.concatenate([[0.0], np.cumsum(captured**2)])
-    window = energy[len(reference) :] - energy[: len(energy) - len(reference)]
-    score = raw / (np.sqrt(np.maximum(window, 1e-12)) * np.linalg.norm(reference))
-    lag = int(np.argmax(score))
-    return float(score[lag]), lag
-
-
 def dominant_hz(segment: np.ndarray) -> float:
     spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
     return float(np.argmax(spectrum) * SAMPLE_RATE / len(segment))

@@ -51,6 +51,9 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
         (["--demo", "--workers", "0"], "--workers must be between 1 and 16"),
         (["--demo", "--workers", "999"], "--workers must be between 1 and 16"),
         (["--demo", "--port", "80"], "--port must be between 1024"),
+        (["--channel", "Blue=/nonexistent/song.flac"], "File not found: /nonexistent/song.flac"),
+        (["--channel", "A=demo"] * 4, "at most 3 channels"),
+        (["demo", "--channel", "A=demo"], "either a source or --channel"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str) -> None:
@@ -94,6 +97,26 @@ def test_port_in_use_moves_to_a_free_port_and_says_so() -> None:
         finally:
             serve.proc.send_signal(signal.SIGINT)
             assert serve.finish() == 0
+
+
+def test_channels_from_the_command_line_show_their_own_counts() -> None:
+    serve = Serve(
+        "--channel", "Red=demo", "--channel", "Chill=demo", "--workers", "1",
+        "--port", str(free_base_port(2)),
+    )  # fmt: skip
+    try:
+        serve.wait_for(r"is live — Red: Demo music · Chill: Demo music")
+        url = serve.wait_for(r"Phones open: (http://\S+)").group(1)
+        serve.wait_for(r"^Listeners: 0  \(Red 0 · Chill 0\)  \(servers up: 1/1\)$")
+        code, status = http_json(url + "api/status")
+        assert code == 200
+        assert [(c["name"], c["colour"]) for c in status["channels"]] == [
+            ("Red", "#e53935"),
+            ("Chill", "#1e88e5"),
+        ]
+    finally:
+        serve.proc.send_signal(signal.SIGINT)
+        assert serve.finish() == 0
 
 
 def test_ctrl_c_once_is_graceful_and_leaves_nothing() -> None:

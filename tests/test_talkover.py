@@ -124,7 +124,7 @@ async def test_voice_over_ducked_music_within_the_live_budget(
         await eventually(lambda: party.status.talk["on"] is False, what="talk off")
         await asyncio.sleep(2.0)
 
-    start, audio = client.played(pressed - 2 * US)
+    start, audio = client.heard(pressed - 2 * US)
 
     def window(a_us: int, b_us: int) -> np.ndarray:
         return audio[(a_us - start) * SAMPLE_RATE // US : (b_us - start) * SAMPLE_RATE // US]
@@ -133,7 +133,7 @@ async def test_voice_over_ducked_music_within_the_live_budget(
     pos_before, gain_before, _ = demo.fit(window(pressed - 1_800_000, pressed - 300_000))
     assert abs(db(gain_before)) < 1.0, gain_before
     # The press: one clear, then the music phones held comes again, a moment later.
-    gap_from = max(c for c in client.clears if c >= pressed)
+    gap_from = max(at for at, _ in client.clears if at >= pressed)
     resumed = min(
         ts for (ts, _), got in zip(client.chunks, client.arrivals, strict=True) if got > gap_from
     )
@@ -157,7 +157,7 @@ async def test_voice_over_ducked_music_within_the_live_budget(
     score, lag = correlation(rest, voice)
     heard_us = lag * US // SAMPLE_RATE  # the window starts when paplay was started
     print(f"voice: sink → client timeline {heard_us / 1000:.0f} ms (match {score:.2f})")
-    assert score > 0.6, score
+    assert score > 0.5, score  # the music alone matches 0.05
     assert LIVE_LEAD_MS * 1000 <= heard_us < delay_us + 250_000, heard_us
     # Released: the music back at full level once the release is over.
     back = released + delay_us + int(RELEASE_S * US) + 100_000
@@ -183,7 +183,7 @@ async def test_an_unplugged_mic_never_stops_the_music(
         told = [e for e in events if "Talk-over microphone" in e and not e.startswith("info")]
         assert len(told) == 1, events
         assert party.status.talk["on"] is True and party.status.state == "live"
-        _, audio = client.played(unplugged)
+        _, audio = client.heard(unplugged)
         later = audio[SAMPLE_RATE : 2 * SAMPLE_RATE]  # a second after the unplug
         assert len(later) == SAMPLE_RATE and np.sqrt(np.mean(later**2)) > 0.01
         await party.set_talk(False)
@@ -195,21 +195,23 @@ async def test_talk_on_one_channel_leaves_the_other_alone(
     wav, voice = speech
     demo = DemoMatch()
     channels = [default_channel(i, SourceSpec("demo")) for i in (0, 1)]
-    async with start_party(channels, workers=1, live_lead_ms=LIVE_LEAD_MS) as party:
+    events: list[str] = []
+    async with start_party(channels, workers=1, live_lead_ms=LIVE_LEAD_MS, events=events) as party:
         url = worker_url(party, 0)
         stay, moved = Listener(url), Listener(url)
         for client in (stay, moved):
             listeners.append(await client.connect())
-        assert moved.client is not None
         code = await post(
             f"http://127.0.0.1:{party.status.workers[0]['port']}/api/channel"
-            f"?id={moved.client._client_id}&channel=1"
+            f"?id={moved.client_id}&channel=1"
         )
         assert code == 200
         await asyncio.sleep(1.0)
         await party.set_talk_config(MIC, 1, "push")
+        pressed = clock.now_us()
         await party.set_talk(True)
         spoke = clock.now_us()
+        print(f"mic open {(spoke - pressed) / 1000:.0f} ms; {events}")
         player = pulse.play(wav, "micsink")
         await asyncio.to_thread(player.wait, 20)
         await party.set_talk(False)
@@ -219,7 +221,7 @@ async def test_talk_on_one_channel_leaves_the_other_alone(
     span = (spoke + delay_us, spoke + delay_us + len(voice) * US // SAMPLE_RATE)
     gains = {}
     for name, client in (("other channel", stay), ("talk channel", moved)):
-        _, audio = client.played(span[0])
+        _, audio = client.heard(span[0])
         _, gains[name], rest = demo.fit(audio[: (span[1] - span[0]) * SAMPLE_RATE // US])
         score, _ = correlation(rest, voice[: len(rest) // 2])
         gains[name] = (round(db(gains[name]), 1), round(score, 2))

@@ -12,14 +12,18 @@ import pytest
 from server import clock, ipc
 from server import pump as pump_module
 from server.audio_format import CHUNK_BYTES, SAMPLE_RATE, duration_us
+from server.channels import MAX_CHANNELS, Channel, default_channel, parse_arg, plan, problem
 from server.frontdoor import JOIN_GRACE_S, pick
 from server.messages import (
     Background,
     Count,
     Hello,
+    Lineup,
+    NowPlaying,
     Pcm,
     ProtocolError,
     Reset,
+    SetChannels,
     SetSource,
     Stop,
     decode,
@@ -59,9 +63,12 @@ CHUNK_US = duration_us(CHUNK_BYTES)
 def test_every_message_survives_the_wire() -> None:
     for msg in (
         Hello(token="t", role="worker", id=3),
-        SetSource(id=7, source={"kind": "file", "location": "/x é.flac"}),
-        Pcm(ts=123_456_789, pcm=b"\x00\x01" * 960),
-        Count(listeners=4, sessions=6),
+        SetSource(id=7, source={"kind": "file", "location": "/x é.flac"}, channel=2),
+        SetChannels(id=8, channels=[default_channel(1, SourceSpec("demo")).to_dict()]),
+        Pcm(ts=123_456_789, pcm=b"\x00\x01" * 960, channel=1),
+        NowPlaying(ts=5, title="Song", channel=2, artwork=b"\x89PNG"),
+        Count(listeners=4, sessions=6, channels=[1, 0, 3]),
+        Lineup(kept=[2, None, 0]),
         Stop(),
     ):
         header, payload = encode(msg)
@@ -279,15 +286,17 @@ def test_music_plus_voice_is_limited_never_clipped() -> None:
     assert np.abs(ducked).max() == pytest.approx(32000 * 10 ** (DUCK_DB / 20), rel=0.01)
 
 
-def test_mic_buffer_places_blocks_by_capture_time_and_reanchors_after_a_gap() -> None:
+def test_mic_buffer_lays_blocks_end_to_end_by_arrival_and_restarts_after_a_loss() -> None:
     buf = MicBuffer()
-    block = np.arange(960, dtype=np.float32)
-    buf.append(block, 1_000_000)
-    buf.append(block + 960, 1_000_000 + 20_000 + 3_000)  # jitter: laid end to end anyway
-    got = buf.take(1_000_000 + 10_000, 960)  # 480 frames in
+    block = np.arange(960, dtype=np.float32)  # 20 ms
+    buf.append(block, 1_020_000)  # captured 1.000–1.020 s
+    buf.append(block + 960, 1_043_000)  # 3 ms of jitter: laid end to end anyway
+    got = buf.take(1_000_000 + 10_000, 960)  # from 10 ms in
     assert (got == np.arange(480, 1440, dtype=np.float32)).all()
     assert (buf.take(0, 10) == 0).all()  # before anything was captured: silence
-    buf.append(block, 5_000_000)  # a gap: a new anchor
+    buf.append(block + 1920, 1_050_000)  # a backlog draining: it all moved 10 ms earlier
+    assert (buf.take(1_000_000, 960) == block + 480).all()
+    buf.append(block, 5_020_000)  # samples lost: a new start
     assert (buf.take(5_000_000, 960) == block).all()
     assert to_mono(np.array([[100, 300]], "<i2").tobytes())[0] == pytest.approx(200 / 32768)
 
@@ -356,3 +365,48 @@ async def test_holding_the_lead_replays_unplayed_music_without_skip_or_repeat(
     assert after[0].ts - held_at == pytest.approx(PULL_IN_US, abs=60_000)
     lead = after[-1].ts - clock.now_us()
     assert lead < 500_000 + 100_000  # held at live lead, not 2 s
+
+
+# -- channels ------------------------------------------------------------------------------
+DEMO, SYSTEM = SourceSpec("demo"), SourceSpec("system")
+SONG = SourceSpec("file", "/music/song.flac")
+
+
+def test_a_channel_survives_its_dict_and_the_palette_names_the_defaults() -> None:
+    red = default_channel(0, SONG)
+    assert (red.name, red.colour) == ("Red", "#e53935")
+    assert Channel.from_dict(red.to_dict()) == red
+    assert [default_channel(i, DEMO).name for i in range(MAX_CHANNELS)] == [
+        "Red",
+        "Blue",
+        "Green",
+    ]
+
+
+def test_a_set_of_channels_says_why_it_cannot_play() -> None:
+    red = default_channel(0, DEMO)
+    assert problem([red]) is None and problem([red] * MAX_CHANNELS) is None
+    assert "1 to 3" in (problem([]) or "") and "1 to 3" in (problem([red] * 4) or "")
+    assert "name" in (problem([Channel(" ", "#000000", DEMO)]) or "")
+    assert "#rrggbb" in (problem([Channel("Red", "red", DEMO)]) or "")
+
+
+def test_a_channel_option_is_name_equals_source() -> None:
+    assert parse_arg("Anna's list=/music/a b.m3u", 0) == ("Anna's list", "/music/a b.m3u")
+    assert parse_arg("demo", 1) == ("Blue", "demo")  # no name: the palette's
+    assert parse_arg("=system", 2) == ("Green", "system")
+
+
+def test_a_new_set_of_channels_continues_the_old_ones_it_can() -> None:
+    red, blue, green = (default_channel(i, s) for i, s in enumerate((DEMO, SONG, SYSTEM)))
+    assert plan([red, blue, green], [red, blue, green]) == [0, 1, 2]
+    assert plan([red, blue, green], [red, green]) == [0, 2]  # Blue removed
+    assert plan([red, blue], [blue, red]) == [1, 0]  # reordered
+    assert plan([red], [red, blue]) == [0, None]  # Blue added
+    renamed = Channel("Dance", "#ff00ff", DEMO)
+    assert plan([red, blue], [renamed, blue]) == [0, 1]  # same source: Red renamed
+    resourced = Channel("Blue", blue.colour, SYSTEM)
+    assert plan([red, blue], [red, resourced]) == [0, 1]  # same name: a new source
+    other = Channel("Other", "#000000", SourceSpec("url", "http://radio/"))
+    assert plan([red, blue], [red, other]) == [0, 1]  # nothing alike: the same place
+    assert plan([red, blue, green], [other]) == [0]
