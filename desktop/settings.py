@@ -18,6 +18,7 @@ from typing import Any, get_args
 import platformdirs
 
 from server.access import AccessError, clean_pin
+from server.channels import MAX_CHANNELS
 from server.config import (
     DEFAULT_PORT,
     MAX_LISTENERS,
@@ -66,6 +67,9 @@ class Settings:
     start_at_login: bool = False
     pin: str = ""  # phones need it to join; "" = an open party
     max_listeners: int = 0  # 0 = no cap
+    talk_device: str | None = None  # the talk-over mic; None = the default input
+    talk_channel: int | None = None  # the channel the voice goes to; None = all
+    talk_mode: str = "push"  # "push" (press to talk) or "always"
 
     def party_config(self, log_dir: Path | str | None, **extra: Any) -> PartyConfig:
         """The PartyConfig for the next start (raises ConfigError when out of range)."""
@@ -122,6 +126,22 @@ def _pin(value: Any) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _device(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("not a device name")
+    return value or None
+
+
+def _channel(value: Any) -> int | None:
+    return None if value is None else _int_in(0, MAX_CHANNELS - 1)(value)
+
+
+def _talk_mode(value: Any) -> str:
+    if value not in ("push", "always"):
+        raise ValueError("unknown talk mode")
+    return value
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("not a flag")
@@ -137,6 +157,9 @@ _CHECKS = {
     "start_at_login": _flag,
     "pin": _pin,
     "max_listeners": _int_in(0, MAX_LISTENERS),
+    "talk_device": _device,
+    "talk_channel": _channel,
+    "talk_mode": _talk_mode,
 }
 
 

@@ -92,6 +92,12 @@ class Shell(QObject):
         m.next_track.triggered.connect(lambda: self.spawn(host.skip(1), "next-track"))
         m.previous_track.triggered.connect(lambda: self.spawn(host.skip(-1), "previous-track"))
         m.type_track.triggered.connect(self.ask_track)
+        m.talk_requested.connect(lambda on: self.spawn(host.set_talk(on), "talk"))
+        m.talk_config_chosen.connect(
+            lambda device, channel, mode: self.spawn(
+                host.set_talk_config(device, channel, mode), "talk-config"
+            )
+        )
         m.show_qr.triggered.connect(self.window.present)
         m.show_listeners.triggered.connect(self.listeners.present)
         m.open_player.triggered.connect(self.open_player)
