@@ -116,7 +116,7 @@ class PartyMenu(QObject):
         self._talk_targets = QActionGroup(self)
         self.talk_mic_actions: list[QAction] = []
         self.talk_target_actions: list[QAction] = []
-        self.talk_mic_section = self.talk_menu.addSection("Microphone")
+        self.talk_menu.addSection("Microphone")
         self.talk_target_section = self.talk_menu.addSection("Talk on")
         self.menu.addSeparator()
         self.show_qr = self._action("Show QR code")
