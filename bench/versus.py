@@ -2,6 +2,7 @@
 
 .venv/bin/python -m bench.versus                       # 50 and 200 listeners, ~6 min
 .venv/bin/python -m bench.versus --sizes 50 --rounds 1 --seconds 10    # quick look
+.venv/bin/python -m bench.versus --channels            # ours: 1 vs 3 channels, no anchor
 
 Both serve the same 30 s FLAC file with 2 workers; the same probe (tests.listener, the real
 aiosendspin client, encrypted, PCM, like the anchor's own numbers) connects N listeners split
@@ -9,6 +10,9 @@ evenly over the workers' ports, waits until every one receives audio, then measu
 CPU of the server's whole process tree (CPU-seconds / wall seconds, 100 = one core), RSS,
 and per listener the audio it received (seconds of play time, whatever the framing).
 Rounds alternate ours / anchor so each ratio compares runs made minutes apart at most.
+With --channels the pair is ours with one channel / ours with three (the same file decoded by
+three pumps, `serve --channel`), the N listeners spread evenly over the channels by
+`POST /api/channel`: what channels cost at the same total listener count.
 Only 127.0.0.1; every wait is bounded.
 """
 
@@ -26,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import psutil
 
 from bench.load import BenchListener, close_all
@@ -34,6 +39,7 @@ from tests.helpers import free_base_port
 
 CONNECT_PARALLEL = 8
 WARMUP_S = 8.0
+CHANNELS = 3
 
 
 @dataclass
@@ -54,8 +60,11 @@ def server_argv(
     who: str, song: Path, port: int, anchor: str, logs: Path
 ) -> tuple[list[str], list[int]]:
     """(command, worker ports) for one server."""
-    if who == "ours":
-        argv = [str(REPO / ".venv/bin/partystream"), "serve", str(song), "--workers", "2"]
+    if who.startswith("ours"):
+        what = [str(song)]
+        if who == "ours3":
+            what = [f"--channel=Ch{i}={song}" for i in range(CHANNELS)]
+        argv = [str(REPO / ".venv/bin/partystream"), "serve", *what, "--workers", "2"]
         argv += ["--port", str(port), "--public-host", "127.0.0.1", "--log-dir", str(logs)]
         return argv, [port + 1, port + 2]
     return [anchor, "serve", str(song), "--workers", "2", "--port", str(port)], [port, port + 1]
@@ -87,6 +96,19 @@ async def connect(urls: list[str], n: int, into: list[BenchListener]) -> None:
     await asyncio.gather(*(one(i) for i in range(n)))
 
 
+async def spread(listeners: list[BenchListener]) -> None:
+    """Listener i to channel i % CHANNELS, on the worker it is connected to."""
+    async with aiohttp.ClientSession() as session:
+        for i, lst in enumerate(listeners):
+            if i % CHANNELS == 0 or not lst.connected:
+                continue
+            port = lst.url.split(":")[2].split("/")[0]
+            url = f"http://127.0.0.1:{port}/api/channel?id={lst.client_id}&channel={i % CHANNELS}"
+            async with session.post(url) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"channel switch refused: {resp.status}")
+
+
 async def run_one(who: str, n: int, seconds: float, song: Path, anchor: str, tmp: Path) -> Result:
     port = free_base_port(3)
     argv, ports = server_argv(who, song, port, anchor, tmp / "logs")
@@ -105,6 +127,8 @@ async def run_one(who: str, n: int, seconds: float, song: Path, anchor: str, tmp
             finally:
                 await probe.close()
         await connect([f"ws://127.0.0.1:{p}/sendspin" for p in ports], n, listeners)
+        if who == "ours3":
+            await spread(listeners)
         await asyncio.sleep(WARMUP_S)
         root = psutil.Process(proc.pid)
         start_audio = [lst.audio_us for lst in listeners]
@@ -135,10 +159,12 @@ def table(results: list[Result], seconds: float) -> str:
         )
     for n in sorted({r.listeners for r in results}):
         ours = [r.per_listener for r in results if r.listeners == n and r.who == "ours"]
-        anchor = [r.per_listener for r in results if r.listeners == n and r.who == "anchor"]
-        if ours and anchor:
-            ratio = statistics.median(ours) / statistics.median(anchor)
-            lines.append(f"N={n}: CPU per listener, ours / anchor = {ratio:.2f}")
+        for other, what in (("anchor", "ours / anchor"), ("ours3", "3 channels / 1 channel")):
+            them = [r.per_listener for r in results if r.listeners == n and r.who == other]
+            if ours and them:
+                mine, theirs = statistics.median(ours), statistics.median(them)
+                ratio = mine / theirs if other == "anchor" else theirs / mine
+                lines.append(f"N={n}: CPU per listener, {what} = {ratio:.2f}")
     return "\n".join(lines)
 
 
@@ -148,9 +174,13 @@ async def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--anchor", default="/tmp/anchor/bin/sendspin")
+    parser.add_argument(
+        "--channels", action="store_true", help=f"ours with 1 vs {CHANNELS} channels, no anchor"
+    )
     args = parser.parse_args()
-    anchor = shutil.which(args.anchor)
-    if anchor is None:
+    anchor = shutil.which(args.anchor) or ""
+    pair = ("ours", "ours3") if args.channels else ("ours", "anchor")
+    if not anchor and not args.channels:
         print(f"no anchor at {args.anchor}: python3.12 -m venv /tmp/anchor && "
               "/tmp/anchor/bin/pip install sendspin==9.0.0")  # fmt: skip
         return 2
@@ -160,7 +190,7 @@ async def main() -> int:
         song = make_song(tmp)
         for n in [int(s) for s in args.sizes.split(",")]:
             for _ in range(args.rounds):
-                for who in ("ours", "anchor"):
+                for who in pair:
                     results.append(await run_one(who, n, args.seconds, song, anchor, tmp))
                     print(table(results[-1:], args.seconds).splitlines()[-1], flush=True)
     print()

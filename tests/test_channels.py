@@ -31,6 +31,7 @@ TONES = (440.0, 880.0, 1320.0)
 TONE_S = 0.3
 BLUE_LEVEL = 3000
 SWITCH_BOUND_US = 500_000
+FRAME_100_MS = 48_000 // 10 * 4  # server/frames.py for PCM listeners, bytes
 
 
 async def post_channel(
@@ -123,6 +124,8 @@ async def test_three_channels_each_heard_alone_switched_in_sync_decoded_once(
             red_audio = after(red.played(), settled)
             assert len(red_audio) > 20
             assert sum(is_demo(pcm, demo) for _, pcm in red_audio) >= 0.9 * len(red_audio)
+            # Blue is not the library's main channel: its frames are still 100 ms long.
+            assert {len(pcm) for _, pcm in after(blue.played(), settled)} == {FRAME_100_MS}
             blue_audio = samples(after(blue.played(), settled))
             assert blue_audio.size > 48_000 * 2 and np.all(blue_audio == BLUE_LEVEL)
             green_audio = after(green.played(), settled)
