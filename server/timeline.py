@@ -33,6 +33,8 @@ class Timeline:
     def next(self, now_us: int, nbytes: int, live: bool) -> tuple[int, bool]:
         """(play time of a chunk of `nbytes` read now, whether it starts a new timeline)."""
         target = self.live_lead_us if live else self._start_lead_us
+        if not live and self.cap_us is not None:  # talk-over: a new file starts at live lead
+            target = min(target, self.cap_us)
         ts = self._next_us
         reset = (
             ts is None  # (re)start or a new source

@@ -310,6 +310,8 @@ def test_timeline_pulled_in_starts_close_and_stays_under_the_cap() -> None:
     for i in range(1, 30):  # the burst that refills the lead is not taken for a stall
         assert not tl.next(i, CHUNK_BYTES, live=False)[1]
     assert tl.wait_us(0, live=False) == tl.lead_us(0) - 500_000 > 0
+    tl.restart()  # e.g. a new source while the host talks: it starts at the cap, not 0.8 s
+    assert tl.next(0, CHUNK_BYTES, live=False) == (500_000, True)
     tl.cap_us = None
     assert tl.wait_us(0, live=False) == 0
 

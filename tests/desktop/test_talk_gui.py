@@ -55,6 +55,13 @@ async def test_tray_item_and_hold_button_switch_the_party_talk(
         QTest.mouseRelease(window.talk_button, Qt.MouseButton.LeftButton)  # let go: off
         await eventually(lambda: on_air() is False, what="off air when released")
 
+        menu.talk_always.trigger()  # "Always on": on air until unticked, and remembered
+        await eventually(on_air, what="on air in always-on mode")
+        assert host.settings.talk_mode == "always" and not window.talk_button.isEnabled()
+        menu.talk_always.trigger()
+        await eventually(lambda: on_air() is False, what="off air back in push mode")
+        assert host.store.load()[0].talk_mode == "push"
+
         menu.quit.trigger()
         await eventually(lambda: exits == [0], timeout=20, what="quit")
     finally:
