@@ -7,12 +7,13 @@ unplayed chunks sent again PULL_IN_US from now, the file kept at live lead while
 and the voice that reached us at c is mixed into the chunk that plays at c + `delay_us`
 (live lead + MIC_GUARD_US, the same for every channel, so all channels carry it in step).
 The guard covers a mic block's length and scheduling jitter: the chunk stamped now + live
-lead needs mic audio that has already arrived. After release, and once the
-music is back to full level, the file may run `buffer_s` ahead again.
+lead needs mic audio that has already arrived. Once the music is back to full level after
+the release, the file may run `buffer_s` ahead again.
 
 Ducking is linear in dB (DUCK_DB deep, down in ATTACK_S, up in RELEASE_S), reaching full
 depth just as the voice arrives; music + voice go through a soft limiter, so they never clip.
-The mic opens at the first press (~0.35 s with PulseAudio) and stays open MIC_WARM_S after
+The mic opens at the first press (0.3-3 s through a PulseAudio null sink here) and stays
+open MIC_WARM_S after
 each release, so the next press captures at once; only audio captured between press and
 release is mixed. A mic that fails is reported once by its capture source (which looks for
 it again), and the music plays on with or without the voice.
@@ -21,7 +22,6 @@ it again), and the music plays on with or without the voice.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,13 +30,11 @@ import numpy as np
 from server import clock
 from server.audio_format import SAMPLE_RATE
 from server.level_meter import LevelMeter
-from server.sources.base import Report, Source, SourceError, SourceSpec
+from server.sources.base import Report, SourceError, SourceSpec
 from server.sources.capture import CaptureSource
 
 if TYPE_CHECKING:
     from server.pump import Pump
-
-log = logging.getLogger(__name__)
 
 Mode = Literal["push", "always"]
 MODES: tuple[Mode, ...] = ("push", "always")
@@ -195,14 +193,7 @@ class ChannelDuck:
 class TalkOver:
     """Owns the talk-over state and the mic: switching on/off, config, status, the level."""
 
-    def __init__(
-        self,
-        live_lead_us: int,
-        report: Report,
-        on_change: Callable[[], None],
-        *,
-        open_mic: Callable[[SourceSpec, Report], Source] = CaptureSource,
-    ) -> None:
+    def __init__(self, live_lead_us: int, report: Report, on_change: Callable[[], None]) -> None:
         self.delay_us = live_lead_us + MIC_GUARD_US
         self.live_lead_us = live_lead_us
         self.mode: Mode = "push"
@@ -212,12 +203,11 @@ class TalkOver:
         self.error: str | None = None
         self.mic = MicBuffer(self.delay_us + KEEP_MIC_US)
         self.level = LevelMeter()
-        self.switches: list[tuple[int, bool]] = []  # (play time, duck on?) in order
+        self.switches: list[tuple[int, bool]] = []  # (play time the voice starts/ends, on)
         self._pumps: list[Pump] = []
         self._report = report
         self._on_change = on_change
-        self._open_mic = open_mic
-        self._source: Source | None = None
+        self._source: CaptureSource | None = None
         self._reader: asyncio.Task[None] | None = None
         self._free: asyncio.TimerHandle | None = None  # lets the files run ahead again
         self._cool: asyncio.TimerHandle | None = None  # closes a mic nobody talked into
@@ -274,7 +264,7 @@ class TalkOver:
         return None
 
     async def _open(self) -> str | None:
-        source = self._open_mic(SourceSpec("mic", device=self.device), self._mic_report)
+        source = CaptureSource(SourceSpec("mic", device=self.device), self._mic_report)
         try:
             await source.open()
         except SourceError as exc:
@@ -345,12 +335,11 @@ class TalkOver:
         self._report(level, f"Talk-over microphone: {message}")
         self._on_change()
 
-    async def _read(self, source: Source) -> None:
+    async def _read(self, source: CaptureSource) -> None:
         """Mic audio into the buffer, stamped with its arrival, until the mic closes."""
-        capture = source if isinstance(source, CaptureSource) else None
         while True:
             pcm = await source.read()
-            if capture is not None and capture.last_capture_us is None:
+            if source.last_capture_us is None:
                 continue  # the mic is gone: silence while the source looks for it
             self.mic.append(to_mono(pcm), clock.now_us())
             self.level.add(pcm)

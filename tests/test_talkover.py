@@ -82,8 +82,7 @@ class DemoMatch:
     def fit(self, x: np.ndarray) -> tuple[int, float, np.ndarray]:
         """(loop position, gain, what is left when the music is taken out)."""
         probe = x[: SAMPLE_RATE * 3 // 2]
-        score, lag = correlation(self.twice, probe)
-        print(f"fit: {len(x) / SAMPLE_RATE:.2f} s at {lag / SAMPLE_RATE:.3f} s, match {score:.2f}")
+        _, lag = correlation(self.twice, probe)
         ref = self.twice[lag : lag + len(x)]
         gain = float(np.dot(x, ref) / np.dot(ref, ref))
         return lag, gain, x - gain * ref
@@ -158,7 +157,7 @@ async def test_voice_over_ducked_music_within_the_live_budget(
     heard_us = lag * US // SAMPLE_RATE  # the window starts when paplay was started
     print(f"voice: sink → client timeline {heard_us / 1000:.0f} ms (match {score:.2f})")
     assert score > 0.5, score  # the music alone matches 0.05
-    assert LIVE_LEAD_MS * 1000 <= heard_us < delay_us + 250_000, heard_us
+    assert LIVE_LEAD_MS * 1000 <= heard_us < delay_us + 150_000, heard_us
     # Released: the music back at full level once the release is over.
     back = released + delay_us + int(RELEASE_S * US) + 100_000
     _, gain_back, _ = demo.fit(window(back, back + 1_000_000))
@@ -195,8 +194,7 @@ async def test_talk_on_one_channel_leaves_the_other_alone(
     wav, voice = speech
     demo = DemoMatch()
     channels = [default_channel(i, SourceSpec("demo")) for i in (0, 1)]
-    events: list[str] = []
-    async with start_party(channels, workers=1, live_lead_ms=LIVE_LEAD_MS, events=events) as party:
+    async with start_party(channels, workers=1, live_lead_ms=LIVE_LEAD_MS) as party:
         url = worker_url(party, 0)
         stay, moved = Listener(url), Listener(url)
         for client in (stay, moved):
@@ -211,7 +209,7 @@ async def test_talk_on_one_channel_leaves_the_other_alone(
         pressed = clock.now_us()
         await party.set_talk(True)
         spoke = clock.now_us()
-        print(f"mic open {(spoke - pressed) / 1000:.0f} ms; {events}")
+        print(f"talk pressed → mic open: {(spoke - pressed) / 1000:.0f} ms")
         player = pulse.play(wav, "micsink")
         await asyncio.to_thread(player.wait, 20)
         await party.set_talk(False)
