@@ -42,7 +42,9 @@ def open_file(parent: QWidget | None, start_dir: str, done: Callable[[str], None
     return dialog
 
 
-def open_folder(parent: QWidget | None, start_dir: str, done: Callable[[str], None]) -> QFileDialog:
+def open_folder(
+    parent: QWidget | None, start_dir: str, done: Callable[[str], None]
+) -> QFileDialog:
     """A folder of music, played as a playlist (sorted, subfolders included)."""
     if not start_dir or not Path(start_dir).is_dir():
         start_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MusicLocation)
@@ -58,7 +60,7 @@ def open_folder(parent: QWidget | None, start_dir: str, done: Callable[[str], No
 
 def type_track(parent: QWidget | None, current: str, done: Callable[[str], None]) -> QInputDialog:
     """Where the computer cannot tell what plays (macOS, a turntable on line-in)."""
-    label = 'Shown on the guests\' phones (e.g. "Artist - Title"):'
+    label = "Shown on the guests' phones (e.g. \"Artist - Title\"):"
     value = current.replace(" — ", " - ")
     return _ask_text(parent, "What's playing?", label, value, 420, done)
 
