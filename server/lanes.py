@@ -70,8 +70,11 @@ def _players(client: Any) -> list[Any]:
 
 def rejoin(stream: PushStream | None, role: Any, resume_at_us: int | None) -> None:
     """Send a player's role through the late-join path on the channel it now resolves to,
-    after telling the player to drop the audio it buffered (stream/clear)."""
-    if stream is None or stream.is_stopped or role.get_audio_requirements() is None:
+    after telling the player to drop the audio it buffered (stream/clear). A player that is
+    away picks its channel up when it comes back."""
+    if stream is None or stream.is_stopped or not role.has_connection():
+        return
+    if role.get_audio_requirements() is None:
         return
     role.on_stream_clear()
     stream.on_role_format_changed(role, resume_at_us=resume_at_us)

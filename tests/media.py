@@ -106,3 +106,8 @@ def correlation(captured: np.ndarray, reference: np.ndarray) -> tuple[float, int
     score = raw / (np.sqrt(np.maximum(window, 1e-12)) * np.linalg.norm(reference))
     lag = int(np.argmax(score))
     return float(score[lag]), lag
+
+
+def dominant_hz(segment: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
+    return float(np.argmax(spectrum) * RATE / len(segment))

@@ -26,7 +26,7 @@ from server.sources.base import SourceError, SourceSpec
 from server.sources.capture import CaptureSource, Converter, WasapiLoopbackCapture
 from server.sources.devices import CapturePlan, PortAudioView, PulseSource, PulseView
 from server.tasks import in_daemon_thread
-from tests.media import correlation, mono
+from tests.media import correlation, dominant_hz, mono
 from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, tone_sequence, write_wav  # noqa: F401 (fixtures)
 
 TONES = (440.0, 880.0, 1320.0)
@@ -35,11 +35,6 @@ READ_BOUND_S = 2.0  # no read() may take longer than this, whatever breaks
 
 
 # -- analysis helpers ------------------------------------------------------------------------
-def dominant_hz(segment: np.ndarray) -> float:
-    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
-    return float(np.argmax(spectrum) * SAMPLE_RATE / len(segment))
-
-
 def assert_tones(captured: np.ndarray, what: str) -> None:
     """`captured` contains the played tone sequence, in order, recognisably."""
     reference = tone_sequence(TONES, TONE_S)

@@ -24,7 +24,7 @@ from server.sources.demo import rendered_pcm
 from tests.conftest import running_party, worker_url
 from tests.helpers import eventually
 from tests.listener import Listener
-from tests.media import correlation, mono, tagged_flac
+from tests.media import correlation, dominant_hz, mono, tagged_flac
 from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, tone_sequence, write_wav  # noqa: F401 (fixtures)
 
 TONES = (440.0, 880.0, 1320.0)
@@ -131,7 +131,10 @@ async def test_three_channels_each_heard_alone_switched_in_sync_decoded_once(
             green_audio = after(green.played(), settled)
             assert not any(is_demo(pcm, demo) for _, pcm in green_audio)
             score, _ = correlation(mono(b"".join(p for _, p in green_audio)), tones)
-            assert score > 0.9, f"Green is not the null sink's tones ({score:.2f})"
+            assert score > 0.8, f"Green is not the null sink's tones ({score:.2f})"
+            pitches = [dominant_hz(mono(pcm)) for _, pcm in green_audio]
+            tonal = sum(any(abs(hz - f) < 15 for f in TONES) for hz in pitches)
+            assert tonal >= 0.8 * len(pitches), f"Green's pitches: {pitches}"
 
             # Green switches to Red: told to drop what it buffered, then Red within 0.5 s,
             # the very samples Red's client plays at the same moment.
