@@ -30,8 +30,8 @@ from server.talkover import DUCK_DB, MIC_GUARD_US, RELEASE_S
 from tests.conftest import worker_url
 from tests.helpers import eventually
 from tests.listener import Listener
+from tests.media import correlation, mono
 from tests.pulse import PulseServer, pulse_fixture, pulse_server_fixture, write_wav  # noqa: F401 (fixtures)
-from tests.test_capture import correlation, mono
 
 pytestmark = pytest.mark.audio
 
