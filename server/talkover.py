@@ -7,16 +7,15 @@ unplayed chunks sent again PULL_IN_US from now, the file kept at live lead while
 and the voice that reached us at c is mixed into the chunk that plays at c + `delay_us`
 (live lead + MIC_GUARD_US, the same for every channel, so all channels carry it in step).
 The guard covers a mic block's length and scheduling jitter: the chunk stamped now + live
-lead needs mic audio that has already arrived. Once the music is back to full level after
-the release, the file may run `buffer_s` ahead again.
+lead needs mic audio that has already arrived. WARM_S after the last release the file may
+run `buffer_s` ahead again, so a few presses in a row pause the music only once.
 
 Ducking is linear in dB (DUCK_DB deep, down in ATTACK_S, up in RELEASE_S), reaching full
 depth just as the voice arrives; music + voice go through a soft limiter, so they never clip.
 The mic opens at the first press (0.3-3 s through a PulseAudio null sink here) and stays
-open MIC_WARM_S after
-each release, so the next press captures at once; only audio captured between press and
-release is mixed. A mic that fails is reported once by its capture source (which looks for
-it again), and the music plays on with or without the voice.
+open WARM_S after each release, so the next press captures at once; only audio captured
+between press and release is mixed. A mic that fails is reported once by its capture source
+(which looks for it again), and the music plays on with or without the voice.
 """
 
 from __future__ import annotations
@@ -45,7 +44,9 @@ MIC_GUARD_US = 100_000  # a mic block's length + jitter: the voice plays live le
 LIMIT_KNEE = 0.89  # -1 dBFS: above it, peaks are bent smoothly towards full scale
 KEEP_MIC_US = 1_000_000  # mic audio kept for mixing beyond the voice's delay
 REANCHOR_US = 100_000  # mic audio arriving this much later than its count: samples lost
-MIC_WARM_S = 60.0  # the mic stays open this long after talk, so the next press is instant
+# After a release the mic stays open and the target files at live lead this long, so more
+# presses in a row capture at once and pause the music only the first time.
+WARM_S = 60.0
 _US = 1_000_000
 
 
@@ -209,8 +210,7 @@ class TalkOver:
         self._on_change = on_change
         self._source: CaptureSource | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._free: asyncio.TimerHandle | None = None  # lets the files run ahead again
-        self._cool: asyncio.TimerHandle | None = None  # closes a mic nobody talked into
+        self._warm: asyncio.TimerHandle | None = None  # ends the WARM_S after a release
         self._level_db: float | None = None
         self._closing: asyncio.Task[None] | None = None  # a cooled-down mic being closed
         self._lock = asyncio.Lock()
@@ -225,7 +225,7 @@ class TalkOver:
                 pump.hold_lead(None)
             elif not isinstance(pump.mixer, ChannelDuck):
                 pump.mixer = ChannelDuck(self)
-        if self.on or self._free is not None:
+        if self.on or self._warm is not None:
             self._hold(self.live_lead_us)
 
     def _targets(self) -> list[Pump]:
@@ -248,10 +248,9 @@ class TalkOver:
             return None
         if self.channel is not None and self.channel >= len(self._pumps):
             return f"There is no channel {self.channel + 1} to talk on."
-        for timer in (self._free, self._cool):
-            if timer is not None:
-                timer.cancel()
-        self._free = self._cool = None
+        if self._warm is not None:
+            self._warm.cancel()
+            self._warm = None
         self._hold(self.live_lead_us)  # pull the music in now, while the mic opens
         if self._source is None:
             why = await self._open()
@@ -304,24 +303,16 @@ class TalkOver:
     async def _release(self) -> None:
         """Off: the voice already captured still plays, then the music comes back."""
         self.on = False
-        off_at = clock.now_us() + self.delay_us
-        self._switch(off_at, False)
-        loop = asyncio.get_running_loop()
-        back_s = (off_at - clock.now_us()) / _US + RELEASE_S + 0.1
-        self._free = loop.call_later(back_s, self._let_run_ahead)
-        self._cool = loop.call_later(MIC_WARM_S, self._cool_down)
+        self._switch(clock.now_us() + self.delay_us, False)
+        self._warm = asyncio.get_running_loop().call_later(WARM_S, self._cool_down)
         self._on_change()
 
     def _cool_down(self) -> None:
-        """Nobody pressed talk again for MIC_WARM_S: let the mic go."""
-        self._cool = None
-        if not self.on:
-            self._closing = asyncio.create_task(self._close_mic(), name="talk-mic-close")
-
-    def _let_run_ahead(self) -> None:
-        self._free = None
+        """Nobody pressed talk again for WARM_S: let the mic go, and the files run ahead."""
+        self._warm = None
         if not self.on:
             self._hold(None)
+            self._closing = asyncio.create_task(self._close_mic(), name="talk-mic-close")
 
     def _switch(self, at_us: int, on: bool) -> None:
         horizon = clock.now_us() - 10 * _US  # old switches no chunk will ask about again
@@ -354,10 +345,9 @@ class TalkOver:
             await source.close()
 
     async def close(self) -> None:
-        for timer in (self._free, self._cool):
-            if timer is not None:
-                timer.cancel()
-        self._free = self._cool = None
+        if self._warm is not None:
+            self._warm.cancel()
+            self._warm = None
         self.on = False
         if self._closing is not None:
             await asyncio.gather(self._closing, return_exceptions=True)

@@ -121,7 +121,13 @@ async def test_voice_over_ducked_music_within_the_live_budget(
         released = clock.now_us()
         await party.set_talk(False)
         await eventually(lambda: party.status.talk["on"] is False, what="talk off")
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(2.2)
+        clears, again = len(client.clears), clock.now_us()
+        await party.set_talk(True)  # soon again: the mic is warm, the music not paused again
+        print(f"second press → on air: {(clock.now_us() - again) / 1000:.0f} ms")
+        await asyncio.sleep(0.5)
+        await party.set_talk(False)
+        assert len(client.clears) == clears
 
     start, audio = client.heard(pressed - 2 * US)
 
