@@ -30,6 +30,13 @@ def ellipsize(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def mic_entries(snapshot: DeviceSnapshot) -> list[tuple[str, str]]:
+    """(menu text, device name) for every microphone, the default input first."""
+    return [("Default input", "")] + [
+        (d.name + (" (default)" if d.is_default else ""), d.name) for d in snapshot.microphones
+    ]
+
+
 def channel_title(channel: Channel, listeners: int | None) -> str:
     """The title "Red · Demo music · 3": what plays where, and who listens (if reported)."""
     parts = [channel.name, ellipsize(channel.source.short_label, 28)]
@@ -171,10 +178,7 @@ class ChannelMenu(QObject):
             self.mic_menu.removeAction(action)
             action.deleteLater()
         self.mic_actions = []
-        entries = [("Default input", "")] + [
-            (d.name + (" (default)" if d.is_default else ""), d.name) for d in snapshot.microphones
-        ]
-        for text, device in entries:
+        for text, device in mic_entries(snapshot):
             action = self._source_action(text, self.mic_menu)
             action.setData(device)
             action.triggered.connect(lambda _=False, d=device: self._pick_mic(d))

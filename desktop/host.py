@@ -181,6 +181,19 @@ class PartyHost(QObject):
         return self.status.level if self.status and self.phase is Phase.LIVE else None
 
     @property
+    def talk(self) -> dict[str, Any] | None:
+        """Talk-over as the party reports it ({on, mode, device, channel, level_db, error}),
+        while live."""
+        talk = getattr(self.status, "talk", None) if self.phase is Phase.LIVE else None
+        return talk or None
+
+    @property
+    def channel_names(self) -> list[str]:
+        """The live party's channel names, in order (one name: a party as before channels)."""
+        channels = getattr(self.status, "channels", None) if self.phase is Phase.LIVE else None
+        return [str(c.get("name", "")) for c in channels or []]
+
+    @property
     def problem(self) -> str | None:
         """What the host should know right now: a failed start, or a source that broke."""
         message = self.status.message if self.status else None
@@ -216,6 +229,9 @@ class PartyHost(QObject):
             self.changed.emit()
             return False
         self._tasks.spawn("watch-party", self._watch(party))
+        s = self.settings
+        if (s.talk_device, s.talk_channel, s.talk_mode) != (None, None, "push"):
+            self._tasks.spawn("talk-config", self._send_talk_config())
         self.changed.emit()
         return True
 
@@ -420,6 +436,35 @@ class PartyHost(QObject):
             artist, title = "", text.strip()
         try:
             await self.party.set_track(title, artist, channel)
+        except Exception as exc:  # PartyError: its message is for people
+            self._notify("warning", str(exc))
+            return False
+        return True
+
+    async def set_talk(self, on: bool) -> bool:
+        """The host's voice over the music, or not; the host is told why not."""
+        if self.phase is not Phase.LIVE or self.party is None:
+            return False
+        try:
+            await self.party.set_talk(on)
+        except Exception as exc:  # PartyError: its message is for people
+            self._notify("warning", str(exc))
+            return False
+        return True
+
+    async def set_talk_config(self, device: str | None, channel: int | None, mode: str) -> bool:
+        """Remember the talk-over mic, target and mode, and use them now if live."""
+        self.update_settings(
+            replace(self.settings, talk_device=device, talk_channel=channel, talk_mode=mode)
+        )
+        return await self._send_talk_config()
+
+    async def _send_talk_config(self) -> bool:
+        if self.phase is not Phase.LIVE or self.party is None:
+            return False
+        s = self.settings
+        try:
+            await self.party.set_talk_config(s.talk_device, s.talk_channel, s.talk_mode)
         except Exception as exc:  # PartyError: its message is for people
             self._notify("warning", str(exc))
             return False

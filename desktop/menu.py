@@ -16,10 +16,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu
 
-from desktop.channel_menu import ChannelMenu, ellipsize
+from desktop.channel_menu import ChannelMenu, ellipsize, mic_entries
 from desktop.devices import DeviceCache, DeviceSnapshot
 from desktop.host import PartyHost
 from server.channels import MAX_CHANNELS
@@ -60,6 +60,14 @@ def listeners_text(count: int | None) -> str:
     return f"{count} listener" + ("" if count == 1 else "s")
 
 
+def talk_text(talk: dict[str, Any] | None) -> str:
+    """The tray item: what pressing it does, and the mic's level while on air."""
+    if not talk or not talk.get("on"):
+        return "Talk over music"
+    level = talk.get("level_db")
+    return "Talking · press to stop" + (f" ({level:.0f} dB)" if level is not None else "")
+
+
 class PartyMenu(QObject):
     source_chosen = Signal(object, int)  # SourceSpec, channel index
     open_file_requested = Signal(int)  # channel index, as for the rest
@@ -69,6 +77,8 @@ class PartyMenu(QObject):
     track_requested = Signal(int)
     rename_requested = Signal(int)
     remove_requested = Signal(int)
+    talk_requested = Signal(bool)  # on air or not (the tray item, the QR window's button)
+    talk_config_chosen = Signal(object, object, str)  # mic (None: default), channel, mode
 
     def __init__(
         self,
@@ -94,6 +104,25 @@ class PartyMenu(QObject):
         self.type_track = self._action("What's playing…")
         self.type_track.setToolTip("Tell the guests what plays when the computer cannot")
         self.menu.addSeparator()
+        # A menu item cannot be held: press once to talk, again to stop.
+        self.talk = self._action("Talk over music")
+        self.talk.setCheckable(True)
+        self.talk.setToolTip("Your microphone over the music, which is turned down meanwhile")
+        self.talk_menu = QMenu("Talk settings", self.menu)
+        self.talk_menu.setToolTipsVisible(True)
+        self.menu.addMenu(self.talk_menu)
+        self.talk_always = QAction("Always on", self.talk_menu)
+        self.talk_always.setCheckable(True)
+        self.talk_always.setToolTip("The microphone stays on air until you untick this")
+        self.talk_menu.addAction(self.talk_always)
+        self.talk_menu.addSeparator()
+        self._talk_mics = QActionGroup(self)
+        self._talk_targets = QActionGroup(self)
+        self.talk_mic_actions: list[QAction] = []
+        self.talk_target_actions: list[QAction] = []
+        self.talk_menu.addSection("Microphone")
+        self.talk_target_section = self.talk_menu.addSection("Talk on")
+        self.menu.addSeparator()
         self.show_qr = self._action("Show QR code")
         self.show_listeners = self._action("Listeners…")
         self.open_player = self._action("Open player in browser")
@@ -110,6 +139,11 @@ class PartyMenu(QObject):
         self.channels_menu.setToolTipsVisible(True)
         self.channels: list[ChannelMenu] = []  # one per channel, in order
         self._section: QAction | None = None
+        self.talk_menu.aboutToShow.connect(self.refresh_devices)
+        self.talk.triggered.connect(lambda: self.talk_requested.emit(self.talk.isChecked()))
+        self.talk_always.triggered.connect(
+            lambda: self._talk_config(mode=self.talk_always.isChecked())
+        )
         self.host.changed.connect(self.refresh)
         self._scanning = False
         self._shown: DeviceSnapshot | None = None
@@ -152,6 +186,51 @@ class PartyMenu(QObject):
             channel.refresh(several=several)
         if (now := host.now_playing) and not several:  # several: each channel's tooltip
             self.status_action.setText(f"{status_line(host)} · ♪ {ellipsize(now, 48)}")
+        self._refresh_talk()
+
+    # -- talk-over ---------------------------------------------------------------------------
+    def _refresh_talk(self) -> None:
+        host, talk = self.host, self.host.talk
+        self.talk.setEnabled(host.phase == Phase.LIVE)
+        self.talk.setChecked(bool(talk and talk.get("on")))
+        self.talk.setText(talk_text(talk))
+        self.talk_always.setChecked(host.settings.talk_mode == "always")
+        for action in self.talk_mic_actions:
+            action.setChecked(action.data() == (host.settings.talk_device or ""))
+        names = host.channel_names
+        if [a.text() for a in self.talk_target_actions[1:]] != names:
+            self._show_targets(names)
+        for action in self.talk_target_actions:
+            action.setChecked(action.data() == host.settings.talk_channel)
+
+    def _show_targets(self, names: list[str]) -> None:
+        """ "All channels" and one entry per channel; none with a single channel."""
+        for action in self.talk_target_actions:
+            self._talk_targets.removeAction(action)
+            self.talk_menu.removeAction(action)
+            action.deleteLater()
+        self.talk_target_actions = []
+        self.talk_target_section.setVisible(len(names) > 1)
+        if len(names) <= 1:
+            return
+        for index, text in [(None, "All channels"), *enumerate(names)]:
+            action = QAction(text, self.talk_menu)
+            action.setCheckable(True)
+            action.setData(index)
+            action.triggered.connect(lambda _=False, i=index: self._talk_config(channel=i))
+            self._talk_targets.addAction(action)
+            self.talk_menu.addAction(action)
+            self.talk_target_actions.append(action)
+
+    def _talk_config(self, **change: Any) -> None:
+        """One of mic / channel / mode changed: the others stay as they are."""
+        s = self.host.settings
+        mode = s.talk_mode
+        if "mode" in change:
+            mode = "always" if change["mode"] else "push"
+        device = change.get("device", s.talk_device)
+        channel = change.get("channel", s.talk_channel)
+        self.talk_config_chosen.emit(device, channel, mode)
 
     def _lay_out(self, count: int) -> None:
         """One submenu per channel; the menu's shape changes only between one and several."""
@@ -213,3 +292,21 @@ class PartyMenu(QObject):
         self._shown = snapshot
         for channel in self.channels:
             channel.show_devices(snapshot)
+        self._show_talk_mics(mic_entries(snapshot))
+
+    def _show_talk_mics(self, entries: list[tuple[str, str]]) -> None:
+        """The same microphones as the Source menu, for talk-over."""
+        for action in self.talk_mic_actions:
+            self._talk_mics.removeAction(action)
+            self.talk_menu.removeAction(action)
+            action.deleteLater()
+        self.talk_mic_actions = []
+        for text, device in entries:
+            action = QAction(text, self.talk_menu)
+            action.setCheckable(True)
+            action.setData(device)
+            action.triggered.connect(lambda _=False, d=device: self._talk_config(device=d or None))
+            self._talk_mics.addAction(action)
+            self.talk_menu.insertAction(self.talk_target_section, action)
+            self.talk_mic_actions.append(action)
+        self._refresh_talk()

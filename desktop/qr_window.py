@@ -7,8 +7,10 @@ like the web player (dark, violet accent) so host and guests see one product.
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -66,6 +68,14 @@ QProgressBar::chunk {
     background: qlineargradient(x1:0, y1:0, x2:1, y2:0, stop:0 #34d399, stop:1 #a855f7);
 }
 QLabel#chip { color: white; font-weight: 600; border-radius: 11px; padding: 4px 12px; }
+QPushButton#talk {
+    color: #f6f4ff; background: #1f1a33; border: 1px solid #342c52; border-radius: 12px;
+    padding: 9px 12px; font-size: 10.5pt;
+}
+QPushButton#talk:pressed, QPushButton#talk[on="true"] {
+    background: #be185d; border-color: #ec4899;
+}
+QPushButton#talk:disabled { color: #6f6888; }
 QLabel#notice { border-radius: 10px; padding: 8px 12px; }
 QLabel#notice[level="info"] { background: #1f2b3a; color: #cfe3ff; }
 QLabel#notice[level="warning"] { background: #3a2e14; color: #ffe2a8; }
@@ -90,6 +100,12 @@ def window_title(host: PartyHost) -> str:
             return f"{name} — live"
         return f"{name} — live, {count} listener" + ("" if count == 1 else "s")
     return f"{name} — {PILL[host.phase][1].rstrip('…').lower()}"
+
+
+def mic_percent(talk: dict[str, Any] | None) -> int:
+    """The mic's RMS on a -60..0 dBFS scale, as 0..100 for its meter."""
+    level = (talk or {}).get("level_db")
+    return 0 if level is None else max(0, min(100, round((level + 60.0) / 60.0 * 100)))
 
 
 def level_percent(level: dict[str, float] | None) -> int:
@@ -194,6 +210,20 @@ class QrWindow(QWidget):
         self.chip_row.addStretch(1)
         self.chip_labels: list[QLabel] = []
 
+        # Hold to talk (the tray's item can only toggle); holding Space does the same.
+        self.talk_button = QPushButton("🎤  Hold to talk", objectName="talk")
+        self.talk_button.setToolTip(
+            "Hold while you speak: the music is turned down (or hold Space)"
+        )
+        self.talk_button.pressed.connect(lambda: self._hold_talk(True))
+        self.talk_button.released.connect(lambda: self._hold_talk(False))
+        self.mic_level = QProgressBar()
+        self.mic_level.setRange(0, 100)
+        self.mic_level.setTextVisible(False)
+        self.mic_level.setToolTip("Your microphone's level")
+        self.mic_level.hide()
+        self._holding = False
+
         self.notice = QLabel(objectName="notice")
         self.notice.setWordWrap(True)
         self.notice.hide()
@@ -235,6 +265,8 @@ class QrWindow(QWidget):
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.stats)
         layout.addWidget(self.chips)
+        layout.addWidget(self.talk_button)
+        layout.addWidget(self.mic_level)
         layout.addWidget(self.notice)
         layout.addLayout(controls)
 
@@ -294,6 +326,7 @@ class QrWindow(QWidget):
         )
         self.level.setValue(level_percent(host.level))
         self._show_chips(live and several)
+        self._refresh_talk(live)
         self._sync_primary()
 
     def _show_chips(self, shown: bool) -> None:
@@ -315,6 +348,40 @@ class QrWindow(QWidget):
             chip.setText(f"{name}  {'–' if count is None else count}")
             chip.setStyleSheet(f"background: {channel.colour};")
             chip.setToolTip(f"{channel.name}: {channel.source.short_label}")
+
+    def _refresh_talk(self, live: bool) -> None:
+        talk = self.host.talk
+        on = bool(talk and talk.get("on"))
+        always = self.host.settings.talk_mode == "always"
+        self.talk_button.setVisible(live)
+        self.talk_button.setEnabled(not always)
+        self.talk_button.setText("🎤  Always on air" if always else "🎤  Hold to talk")
+        if self.talk_button.property("on") != on:
+            self.talk_button.setProperty("on", on)
+            self.talk_button.style().unpolish(self.talk_button)
+            self.talk_button.style().polish(self.talk_button)
+        self.mic_level.setVisible(live and on)
+        self.mic_level.setValue(mic_percent(talk))
+
+    def _hold_talk(self, on: bool) -> None:
+        """Pressed: on air; released: off (each edge once, whatever the key repeat does)."""
+        if on != self._holding:
+            self._holding = on
+            self.menu.talk_requested.emit(on)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and self.talk_button.isVisible():
+            if not event.isAutoRepeat() and self.talk_button.isEnabled():
+                self._hold_talk(True)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and self.talk_button.isVisible():
+            if not event.isAutoRepeat():
+                self._hold_talk(False)
+            return
+        super().keyReleaseEvent(event)
 
     def _sync_primary(self) -> None:
         action = self.menu.toggle

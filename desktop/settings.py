@@ -83,6 +83,9 @@ class Settings:
     start_at_login: bool = False
     pin: str = ""  # phones need it to join; "" = an open party
     max_listeners: int = 0  # 0 = no cap
+    talk_device: str | None = None  # the talk-over mic; None = the default input
+    talk_channel: int | None = None  # the channel the voice goes to; None = all
+    talk_mode: str = "push"  # "push" (press to talk) or "always"
 
     @property
     def source(self) -> SourceSpec:
@@ -178,6 +181,22 @@ def _pin(value: Any) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _device(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("not a device name")
+    return value or None
+
+
+def _channel(value: Any) -> int | None:
+    return None if value is None else _int_in(0, MAX_CHANNELS - 1)(value)
+
+
+def _talk_mode(value: Any) -> str:
+    if value not in ("push", "always"):
+        raise ValueError("unknown talk mode")
+    return value
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("not a flag")
@@ -192,6 +211,9 @@ _CHECKS = {
     "start_at_login": _flag,
     "pin": _pin,
     "max_listeners": _int_in(0, MAX_LISTENERS),
+    "talk_device": _device,
+    "talk_channel": _channel,
+    "talk_mode": _talk_mode,
 }
 
 

@@ -97,6 +97,12 @@ class Shell(QObject):
         m.add_channel.triggered.connect(lambda: self.spawn(host.add_channel(), "add-channel"))
         m.rename_requested.connect(self.ask_channel_name)
         m.remove_requested.connect(lambda i: self.spawn(host.remove_channel(i), "remove-channel"))
+        m.talk_requested.connect(lambda on: self.spawn(host.set_talk(on), "talk"))
+        m.talk_config_chosen.connect(
+            lambda device, channel, mode: self.spawn(
+                host.set_talk_config(device, channel, mode), "talk-config"
+            )
+        )
         m.show_qr.triggered.connect(self.window.present)
         m.show_listeners.triggered.connect(self.listeners.present)
         m.open_player.triggered.connect(self.open_player)

@@ -7,3 +7,8 @@ FRAME_BYTES = CHANNELS * BIT_DEPTH // 8
 CHUNK_FRAMES = 960  # 20 ms: small enough for live capture, large enough to be cheap.
 CHUNK_BYTES = CHUNK_FRAMES * FRAME_BYTES
 
+
+
+def duration_us(nbytes: int) -> int:
+    """Play time of `nbytes` of PCM in microseconds."""
+    return nbytes // FRAME_BYTES * 1_000_000 // SAMPLE_RATE

@@ -35,6 +35,8 @@ from server.messages import (
     SetAccess,
     SetChannels,
     SetSource,
+    SetTalk,
+    SetTalkConfig,
     SetTrack,
     Skip,
     SourceResult,
@@ -62,6 +64,11 @@ def _run_coordinator(*args: Any) -> None:
     coordinator.main(*args)
 
 
+TALK_OFF: dict[str, Any] = {
+    "on": False, "mode": "push", "device": None, "channel": None, "level_db": None, "error": None,
+}  # fmt: skip
+
+
 class PartyError(RuntimeError):
     """The party could not start or do what was asked; the message is for people."""
 
@@ -86,6 +93,7 @@ class PartyStatus:
     stats: dict[str, Any] = field(default_factory=dict)
     roster: list[dict[str, Any]] = field(default_factory=list)  # one row per phone
     access: dict[str, Any] = field(default_factory=dict)  # {"pin", "max_listeners"}
+    talk: dict[str, Any] = field(default_factory=lambda: dict(TALK_OFF))  # see set_talk()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartyStatus:
@@ -246,6 +254,20 @@ class PartyController:
         if the source has tags of its own)."""
         await self._command(
             lambda rid: SetTrack(id=rid, title=title, artist=artist, channel=channel)
+        )
+
+    async def set_talk(self, on: bool) -> None:
+        """The host's mic over the music (ducked) or not; PartyError if the mic cannot open.
+        `status.talk`: {on, mode, device, channel, level_db (mic RMS dBFS), error}."""
+        await self._command(lambda rid: SetTalk(id=rid, on=on))
+
+    async def set_talk_config(
+        self, device: str | None, channel: int | None, mode: str = "push"
+    ) -> None:
+        """Which mic (None: default), which channel (None: all), "push" or "always" (on
+        until switched back to "push")."""
+        await self._command(
+            lambda rid: SetTalkConfig(id=rid, device=device, channel=channel, mode=mode)
         )
 
     async def _command(self, make: Callable[[int], Message]) -> None:

@@ -33,6 +33,8 @@ from server.messages import (
     SetAccess,
     SetChannels,
     SetSource,
+    SetTalk,
+    SetTalkConfig,
     SetTrack,
     Skip,
     SourceResult,
@@ -46,6 +48,7 @@ from server.pump import Pump
 from server.sources.base import SourceError, SourceSpec
 from server.status import StatusBoard
 from server.supervisor import Supervisor
+from server.talkover import TalkOver
 from server.tasks import TaskGroup, first_completed
 from server.timeline import Timeline
 
@@ -61,6 +64,9 @@ class Coordinator:
         self.config = config
         self.board = board = StatusBoard(config.name, config.port)
         self.lineup: Lineup | None = None  # made on Start, when the channels are known
+        board.talk = self.talk = TalkOver(
+            config.live_lead_ms * 1000, board.report, board.changed.set
+        )
         board.supervisor = self.supervisor = Supervisor(
             count=config.workers,
             host=config.host,
@@ -156,6 +162,7 @@ class Coordinator:
         except SourceError as exc:
             raise StartFailed(str(exc)) from None
         self.board.lineup = self.lineup = lineup
+        self.talk.attach(lineup.pumps)
         try:
             await self.front_door.open(cfg.host, base)
         except OSError as exc:
@@ -172,6 +179,7 @@ class Coordinator:
         if self.lineup is not None:
             self.supervisor.send_all(Status(status=self.board.public()))
         await self._tasks.close(1.0)
+        await self.talk.close()
         if self.lineup is not None:
             await self.lineup.close()
         await self.supervisor.stop()
@@ -204,7 +212,9 @@ class Coordinator:
             return error
 
         async def set_channels(msg: SetChannels) -> str | None:
-            return await lineup.set_channels([Channel.from_dict(c) for c in msg.channels])
+            why = await lineup.set_channels([Channel.from_dict(c) for c in msg.channels])
+            self.talk.attach(lineup.pumps)  # the talk target is an index into the new pumps
+            return why
 
         def set_track(pump: Pump, msg: SetTrack) -> str | None:
             return pump.set_track(msg.title, msg.artist)
@@ -216,6 +226,13 @@ class Coordinator:
                 Skip: Background(self._answer(link, on_channel(lambda p, m: p.skip(m.step)))),
                 SetTrack: self._answer(link, on_channel(set_track)),
                 SetChannels: Background(self._answer(link, set_channels)),
+                SetTalk: Background(self._answer(link, lambda msg: self.talk.set(msg.on))),
+                SetTalkConfig: Background(
+                    self._answer(
+                        link,
+                        lambda msg: self.talk.configure(msg.device, msg.channel, msg.mode),
+                    )
+                ),
                 SetAccess: self.desk.set_access,
                 ListenerAction: self.desk.act,
             },

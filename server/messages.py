@@ -1,7 +1,8 @@
 """Every message between our processes, in one file, and the one loop that dispatches them.
 
 controller ⇄ coordinator: Hello, Start → Ready | Fatal, Status, Event,
-                          SetSource | Skip | SetTrack | SetChannels → SourceResult, Stop,
+                          SetSource | Skip | SetTrack | SetChannels | SetTalk
+                          | SetTalkConfig → SourceResult, Stop,
                           SetAccess, ListenerAction; Roster (the host's per-phone rows).
 coordinator ⇄ worker:     Hello, Serve → Ready | Failed, Count, Ping → Pong, Pcm, Reset,
                           NowPlaying, Lineup, Status, Stop; Roster ← Access, ListenerAction.
@@ -155,6 +156,24 @@ class SetTrack(Message):
     title: str
     artist: str = ""
     channel: int = 0
+
+
+@_message
+class SetTalk(Message):
+    """Talk-over on (the host's mic mixed in, the music ducked) or off."""
+
+    id: int
+    on: bool
+
+
+@_message
+class SetTalkConfig(Message):
+    """Which mic (None: the default), which channel (None: all), "push" or "always"."""
+
+    id: int
+    device: str | None = None
+    channel: int | None = None
+    mode: str = "push"
 
 
 @_message

@@ -7,17 +7,24 @@ play time of the first chunk it belongs to), and the timeline policy's side effe
 before each new timeline, pacing files and URLs to a bounded lead). While nobody listens it
 stops reading, and releases live devices. `mixer` is a hook for whatever must be mixed into
 this channel's audio (the host's voice) just before it leaves.
+
+Talk-over also needs `hold_lead()`: it keeps a file or URL at live lead while the host talks.
+Phones already hold up to `buffer_s` of its future music, so holding pulls that in: a Reset
+drops it on every phone and the chunks they had not played yet are sent again on a new
+timeline PULL_IN_US from now (the music pauses that long, neither skips nor repeats, and from
+then on carries the voice).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from server import clock, sources
-from server.audio_format import FRAME_BYTES, SAMPLE_RATE
+from server.audio_format import duration_us
 from server.ipc import frame
 from server.level_meter import LevelMeter
 from server.messages import Message, NowPlaying, Pcm, Reset
@@ -30,6 +37,9 @@ from server.timeline import Timeline
 log = logging.getLogger(__name__)
 STALL_CHECK_S = 1.0  # a stalled read is retried so stop/idle/source changes stay responsive
 IDLE_CHECK_S = 1.0
+# Talk-over: music already on the phones starts again this soon; as lanes.SWITCH_LEAD_US,
+# since with several channels the players rejoin through the library's late-join path.
+PULL_IN_US = 300_000
 Mixer = Callable[[int, bytes], bytes]
 """mixer(play time µs, pcm) -> pcm of the same length (48 kHz s16le stereo)."""
 
@@ -69,6 +79,10 @@ class Pump:
         self._announce = True  # the next chunk carries a NowPlaying even if none was made
         self._jumped_to: Track | None = None  # first track after a skip, until it is heard
         self._media: asyncio.Task[None] | None = None  # the host's media player, for system audio
+        self._sent: deque[tuple[int, bytes]] = deque()  # a file's chunks phones hold, unplayed
+        self._replay: deque[bytes] = deque()  # pulled-in chunks, sent again before reading on
+        self._pull_in = False  # hold_lead() asked: pull the music already sent in
+        self._pulled_from: int | None = None  # old play time of the first replayed chunk
 
     async def open(self) -> None:
         """Open the first source; SourceError tells the host why it cannot play."""
@@ -128,6 +142,37 @@ class Pump:
         self._generation += 1
         self._announce = True
         self.timeline.restart()
+        self._sent.clear()
+        self._replay.clear()
+        self._pull_in = False
+
+    def hold_lead(self, lead_us: int | None) -> None:
+        """Talk-over: keep a file or URL at most `lead_us` ahead of playback, pulling in what
+        the phones already hold (see the module docstring); None: back to `buffer_s`."""
+        self.timeline.cap_us = lead_us
+        self._pull_in = lead_us is not None
+
+    def _take_back(self) -> None:
+        """The chunks phones hold beyond the cap go back into the queue, for a new timeline."""
+        self._pull_in = False
+        cap = self.timeline.cap_us
+        now = clock.now_us()
+        while self._sent and self._sent[0][0] + duration_us(len(self._sent[0][1])) // 2 <= now:
+            self._sent.popleft()  # played (or half played) already
+        if cap is None or not self._sent or self.timeline.lead_us(now) <= cap + PULL_IN_US:
+            return
+        self._pulled_from = self._sent[0][0]
+        self._replay.extendleft(pcm for _, pcm in reversed(self._sent))
+        self._sent.clear()
+        self.timeline.restart(lead_us=PULL_IN_US)
+
+    def _retime_tracks(self, workers: Workers, shift_us: int) -> None:
+        """Titles waiting for pulled-in audio now wait `shift_us` more (Reset dropped them)."""
+        pending = self.tracks.pending()
+        self.tracks.new_timeline(jump=True)
+        for ts, track in pending:
+            self.tracks.add(ts + shift_us, track)
+            workers.send_all(NowPlaying.of(ts + shift_us, track, self.index))
 
     def greeting(self) -> list[Message]:
         """What a (re)started worker needs to show the right track: the current one at once,
@@ -179,7 +224,7 @@ class Pump:
     def stats(self) -> dict[str, Any]:
         return {
             "chunks": self.chunks_sent,
-            "audio_s": round(self.bytes_sent / FRAME_BYTES / SAMPLE_RATE, 3),
+            "audio_s": round(duration_us(self.bytes_sent) / 1e6, 3),
             **(self.source.stats() if self.source else {}),
         }
 
@@ -191,27 +236,42 @@ class Pump:
                 continue
             source, generation = self.source, self._generation
             assert source is not None
-            try:
-                chunk = await asyncio.wait_for(source.read(), STALL_CHECK_S)
-            except TimeoutError:
-                continue  # e.g. a stream reconnecting (it reports that itself)
-            except SourceError as exc:
-                if source is self.source and not stop.is_set():  # not closed by a switch
-                    await self._fail(str(exc))
-                continue
-            if stop.is_set():
-                break  # this channel was removed while the read was in flight
-            if source is not self.source or generation != self._generation:
-                continue  # switched while this read was in flight: drop the old audio
+            if self._pull_in:
+                self._take_back()
+            replayed = bool(self._replay)
+            if replayed:
+                chunk = self._replay.popleft()
+            else:
+                try:
+                    chunk = await asyncio.wait_for(source.read(), STALL_CHECK_S)
+                except TimeoutError:
+                    continue  # e.g. a stream reconnecting (it reports that itself)
+                except SourceError as exc:
+                    if source is self.source and not stop.is_set():  # not closed by a switch
+                        await self._fail(str(exc))
+                    continue
+                if stop.is_set():
+                    break  # this channel was removed while the read was in flight
+                if source is not self.source or generation != self._generation:
+                    continue  # switched while this read was in flight: drop the old audio
             now = clock.now_us()
             ts, new_timeline = self.timeline.next(now, len(chunk), source.live)
             if new_timeline:
                 # Workers drop audio queued on the old timeline, so phones never hear two
                 # overlapping ones (a switch is heard at once).
-                workers.send_all(Reset(jump=self._announce, channel=self.index))
-                if self.tracks.new_timeline(jump=self._announce):
+                pulled, self._pulled_from = self._pulled_from, None
+                jump = self._announce or pulled is not None
+                workers.send_all(Reset(jump=jump, channel=self.index))
+                if pulled is not None:
+                    self._retime_tracks(workers, ts - pulled)
+                elif self.tracks.new_timeline(jump=self._announce):
                     self._on_change()
-            self._stamp_track(workers, source, ts)
+            if not replayed:  # a replayed chunk's title was stamped when it was first read
+                self._stamp_track(workers, source, ts)
+            if not source.live:
+                self._sent.append((ts, chunk))
+                while self._sent and self._sent[0][0] < now:
+                    self._sent.popleft()
             if self.mixer is not None:
                 chunk = self.mixer(ts, chunk)
             workers.send_all(frame(Pcm(ts=ts, pcm=chunk, channel=self.index)), droppable=True)
@@ -248,6 +308,7 @@ class Pump:
     async def _idle(self, workers: Workers, stop: asyncio.Event) -> None:
         """Nobody listens: stop decoding (and release live devices) until someone does."""
         self.timeline.restart()
+        self._sent.clear()  # a replay queue stays: that music was not heard yet
         self._on_change()
         source = self.source
         closed = source is not None and source.close_when_idle

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from server.lineup import Lineup
     from server.listeners import ListenerDesk
     from server.supervisor import Supervisor
+    from server.talkover import TalkOver
 
 log = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 0.2
@@ -33,6 +34,7 @@ class StatusBoard:
         self.lineup: Lineup | None = None
         self.supervisor: Supervisor | None = None
         self.desk: ListenerDesk | None = None  # per-listener rows and access rules
+        self.talk: TalkOver | None = None  # the host's mic over the music
         self.changed = asyncio.Event()
         self._level: dict[str, float] | None = None
 
@@ -61,6 +63,7 @@ class StatusBoard:
             "port": self.port,
             "message": self.message,
             "level": self._level,
+            "talk": self.talk.status() if self.talk is not None else None,
             "stats": {"dropped": sum(h.link.dropped for h in workers if h.link)}
             | pumps[0].stats()
             | {"channels": [p.stats() for p in pumps]},
@@ -118,6 +121,8 @@ class StatusBoard:
             level = self.lineup.pumps[0].level.take()
             if level != self._level:
                 self._level = level
+                self.changed.set()
+            if self.talk is not None and self.talk.take_level():
                 self.changed.set()
             if self.desk is not None:
                 self.desk.push(self.link)  # the per-phone rows, on their own channel

@@ -20,6 +20,7 @@ LIVE_DRIFT_US = 150_000  # re-anchor a live timeline that drifted this far from 
 class Timeline:
     live_lead_us: int  # capture-to-phone delay for live sources
     buffer_us: int  # how far a file/URL may be decoded ahead of playback
+    cap_us: int | None = None  # talk-over: files/URLs stay this close to playback for now
     _next_us: int | None = None
     # Stamps count frames from the timeline's start, never add up rounded durations: a
     # 4096-frame chunk (FLAC, WAV) lasts 85333.33 us, and a stamp 1 us short of where the
@@ -27,20 +28,27 @@ class Timeline:
     # every listener (heard as skips and constant resyncs; tests/test_sources.py).
     _start_us: int = 0
     _frames: int = 0
+    _start_lead_us: int = START_LEAD_US  # the lead the current timeline started with
 
-    def restart(self) -> None:
-        """The next chunk starts a new timeline (source switch, resume after idle)."""
+    def restart(self, lead_us: int | None = None) -> None:
+        """The next chunk starts a new timeline (source switch, resume after idle), `lead_us`
+        ahead of now instead of the usual lead (talk-over pulling the music in)."""
         self._next_us = None
+        self._start_lead_us = START_LEAD_US if lead_us is None else lead_us
 
     def next(self, now_us: int, nbytes: int, live: bool) -> tuple[int, bool]:
         """(play time of a chunk of `nbytes` read now, whether it starts a new timeline)."""
-        target = self.live_lead_us if live else START_LEAD_US
+        target = self.live_lead_us if live else self._start_lead_us
+        if not live and self.cap_us is not None:  # talk-over: a new file starts at live lead
+            target = min(target, self.cap_us)
         ts = self._next_us
         reset = (
             ts is None  # (re)start or a new source
             or ts < now_us + target // 2  # the source stalled
             or (live and abs(ts - now_us - target) > LIVE_DRIFT_US)  # capture clock drift
         )
+        if ts is not None and reset and not live:  # a stall: the usual lead from here on
+            target = self._start_lead_us = START_LEAD_US
         if reset or ts is None:
             ts = now_us + target
             self._start_us, self._frames = ts, 0
@@ -55,4 +63,7 @@ class Timeline:
     def wait_us(self, now_us: int, live: bool) -> int:
         """How long to pause before reading more: files/URLs stay at most `buffer_us` ahead;
         live sources are paced by their device, never by us."""
-        return 0 if live else max(0, self.lead_us(now_us) - self.buffer_us)
+        if live:
+            return 0
+        ahead = self.buffer_us if self.cap_us is None else min(self.buffer_us, self.cap_us)
+        return max(0, self.lead_us(now_us) - ahead)

@@ -14,12 +14,15 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 from aiosendspin.client import SendspinClient
 from aiosendspin.clock import RawMonotonicClock
 from aiosendspin.models.artwork import ArtworkChannel
 from aiosendspin.models.player import ClientHelloPlayerSupport, SupportedAudioFormat
 from aiosendspin.models.types import ArtworkSource, AudioCodec, PictureFormat, Roles
 from aiosendspin.noise import Identity, InMemoryClientPairingStore
+
+from server.audio_format import SAMPLE_RATE, duration_us
 
 _CLOCK = RawMonotonicClock()
 
@@ -117,6 +120,20 @@ class Listener:
         self.client = client
         await asyncio.wait_for(client.connect(self.url), timeout)
         return self
+
+    def heard(self, since_us: int) -> tuple[int, np.ndarray]:
+        """(since_us, mono float audio from then on) of what `played()` gives, each chunk at
+        its play time, silence in the gaps."""
+        kept = [(ts, data) for ts, data in self.played() if ts >= since_us]
+        if not kept:
+            return since_us, np.zeros(0, np.float32)
+        end = max(ts + duration_us(len(data)) for ts, data in kept)
+        out = np.zeros((end - since_us) * SAMPLE_RATE // 1_000_000 + 1, np.float32)
+        for ts, data in kept:
+            samples = np.frombuffer(data, "<i2").reshape(-1, 2).mean(axis=1) / 32768.0
+            at = (ts - since_us) * SAMPLE_RATE // 1_000_000
+            out[at : at + len(samples)] = samples[: len(out) - at]
+        return since_us, out
 
     async def wait_chunks(self, n: int, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 from collections import deque
 
+import numpy as np
 import pytest
 
-from server import ipc
+from server import clock, ipc
+from server import pump as pump_module
 from server.audio_format import CHUNK_BYTES, CHUNK_FRAMES, SAMPLE_RATE
 from server.channels import MAX_CHANNELS, Channel, default_channel, parse_arg, plan, problem
 from server.frontdoor import JOIN_GRACE_S, pick
@@ -28,7 +30,8 @@ from server.messages import (
     encode,
     serve_link,
 )
-from server.sources.base import SourceSpec
+from server.pump import PULL_IN_US, Pump
+from server.sources.base import Source, SourceSpec
 from server.sources.demo import rendered_pcm
 from server.supervisor import (
     BACKOFF_MAX_S,
@@ -37,6 +40,17 @@ from server.supervisor import (
     MAX_CRASHES_IN_WINDOW,
     WorkerHandle,
     restart_delay,
+)
+from server.talkover import (
+    ATTACK_S,
+    DUCK_DB,
+    RELEASE_S,
+    MicBuffer,
+    envelope_db,
+    gate,
+    mix,
+    segments,
+    to_mono,
 )
 from server.tasks import TaskGroup
 from server.timeline import LIVE_DRIFT_US, START_LEAD_US, Timeline
@@ -241,6 +255,126 @@ async def test_a_flood_of_silent_connections_cannot_hold_the_link_port() -> None
     await eventually(lambda: linked, timeout=5, what="the real child linked")
     await child.close()
     server.close()
+
+
+# -- talk-over -----------------------------------------------------------------------------
+def test_duck_envelope_goes_down_in_the_attack_and_back_in_the_release() -> None:
+    attack, release = int(ATTACK_S * SAMPLE_RATE), int(RELEASE_S * SAMPLE_RATE)
+    down = envelope_db(0.0, [(0, DUCK_DB)], attack + 100)
+    assert down[0] < 0 and abs(down[attack - 1] - DUCK_DB) < 1e-3 and down[-1] == DUCK_DB
+    assert (np.diff(down) <= 0).all() and down[attack // 2] == pytest.approx(DUCK_DB / 2, abs=0.01)
+    up = envelope_db(DUCK_DB, [(0, DUCK_DB), (100, 0.0)], release + 200)
+    assert (up[:100] == DUCK_DB).all() and (np.diff(up) >= 0).all()
+    assert up[99 + release // 2] == pytest.approx(DUCK_DB / 2, abs=0.01) and up[-1] == 0.0
+
+
+def test_talk_segments_follow_the_switches_and_duck_an_attack_early() -> None:
+    ms = SAMPLE_RATE // 1000
+    switches = [(1_000_000, True), (2_000_000, False)]
+    assert segments(switches, 0, 960) == [(0, False)]
+    assert segments(switches, 990_000, 960) == [(0, False), (10 * ms, True)]
+    assert segments(switches, 990_000, 960, early_us=50_000) == [(0, True)]
+    assert segments(switches, 1_990_000, 960, early_us=50_000) == [(0, True), (10 * ms, False)]
+    assert segments(switches, 2_500_000, 960) == [(0, False)]
+    assert gate([(0, False), (480, True)], 960).sum() == 480
+
+
+def test_music_plus_voice_is_limited_never_clipped() -> None:
+    n = 4800
+    music = (np.sin(np.arange(n) * 0.05) * 32000).astype("<i2")
+    stereo = np.repeat(music[:, None], 2, axis=1).tobytes()
+    out = np.frombuffer(mix(stereo, np.zeros(n, np.float32), np.full(n, 0.9, np.float32)), "<i2")
+    assert out.max() <= 32767 and out.min() >= -32768
+    assert len(np.unique(out[out > 32000])) > 10  # bent smoothly, not flattened at full scale
+    quiet = np.repeat((np.arange(n) % 100).astype("<i2")[:, None], 2, axis=1).tobytes()
+    assert mix(quiet, np.zeros(n, np.float32), np.zeros(n, np.float32)) == quiet  # untouched
+    ducked = np.frombuffer(
+        mix(stereo, np.full(n, DUCK_DB, np.float32), np.zeros(n, np.float32)), "<i2"
+    )
+    assert np.abs(ducked).max() == pytest.approx(32000 * 10 ** (DUCK_DB / 20), rel=0.01)
+
+
+def test_mic_buffer_lays_blocks_end_to_end_by_arrival_and_restarts_after_a_loss() -> None:
+    buf = MicBuffer()
+    block = np.arange(960, dtype=np.float32)  # 20 ms
+    buf.append(block, 1_020_000)  # captured 1.000–1.020 s
+    buf.append(block + 960, 1_043_000)  # 3 ms of jitter: laid end to end anyway
+    got = buf.take(1_000_000 + 10_000, 960)  # from 10 ms in
+    assert (got == np.arange(480, 1440, dtype=np.float32)).all()
+    assert (buf.take(0, 10) == 0).all()  # before anything was captured: silence
+    buf.append(block + 1920, 1_050_000)  # a backlog draining: it all moved 10 ms earlier
+    assert (buf.take(1_000_000, 960) == block + 480).all()
+    buf.append(block, 5_020_000)  # samples lost: a new start
+    assert (buf.take(5_000_000, 960) == block).all()
+    assert to_mono(np.array([[100, 300]], "<i2").tobytes())[0] == pytest.approx(200 / 32768)
+
+
+def test_timeline_pulled_in_starts_close_and_stays_under_the_cap() -> None:
+    tl = Timeline(live_lead_us=500_000, buffer_us=5_000_000)
+    tl.restart(lead_us=200_000)
+    tl.cap_us = 500_000
+    ts, reset = tl.next(0, CHUNK_BYTES, live=False)
+    assert reset and ts == 200_000
+    for i in range(1, 30):  # the burst that refills the lead is not taken for a stall
+        assert not tl.next(i, CHUNK_BYTES, live=False)[1]
+    assert tl.wait_us(0, live=False) == tl.lead_us(0) - 500_000 > 0
+    tl.restart()  # e.g. a new source while the host talks: it starts at the cap, not 0.8 s
+    assert tl.next(0, CHUNK_BYTES, live=False) == (500_000, True)
+    tl.cap_us = None
+    assert tl.wait_us(0, live=False) == 0
+
+
+class _Workers:
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    def send_all(self, msg: object, *, droppable: bool = False) -> None:
+        self.sent.append(msg)
+
+    def listening(self) -> int:
+        return 1
+
+
+class _Numbered(Source):
+    """Chunk i is filled with i: which chunks a phone gets, in which order, is visible."""
+
+    def __init__(self) -> None:
+        super().__init__(SourceSpec("demo"), lambda *_: None)
+        self.i = 0
+
+    async def open(self) -> None:
+        pass
+
+    async def read(self) -> bytes:
+        self.i += 1
+        await asyncio.sleep(0)
+        return np.full(CHUNK_BYTES // 2, self.i, "<i2").tobytes()
+
+
+async def test_holding_the_lead_replays_unplayed_music_without_skip_or_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pump_module, "frame", lambda msg: msg)  # keep the message, not bytes
+    pump = Pump(SourceSpec("demo"), Timeline(500_000, 2_000_000), lambda *_: None, lambda: None)
+    pump.source = _Numbered()
+    workers, stop = _Workers(), asyncio.Event()
+    task = asyncio.create_task(pump.run(workers, stop))
+    await eventually(lambda: pump.timeline.lead_us(clock.now_us()) > 1_500_000)
+    pump.hold_lead(500_000)
+    held_at = clock.now_us()
+    await eventually(lambda: sum(isinstance(m, Reset) for m in workers.sent) == 2)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await task
+    resets = [i for i, m in enumerate(workers.sent) if isinstance(m, Reset)]
+    before = [m for m in workers.sent[resets[0] + 1 : resets[1]] if isinstance(m, Pcm)]
+    after = [m for m in workers.sent[resets[1] + 1 :] if isinstance(m, Pcm)]
+    played = [m.pcm[0] for m in before if m.ts + CHUNK_US // 2 <= held_at]
+    numbers = played + [m.pcm[0] for m in after]
+    assert numbers == list(range(1, len(numbers) + 1))  # nothing skipped, nothing twice
+    assert after[0].ts - held_at == pytest.approx(PULL_IN_US, abs=60_000)
+    lead = after[-1].ts - clock.now_us()
+    assert lead < 500_000 + 100_000  # held at live lead, not 2 s
 
 
 # -- channels ------------------------------------------------------------------------------
