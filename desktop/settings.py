@@ -187,7 +187,7 @@ def _device(value: Any) -> str | None:
     return value or None
 
 
-def _channel(value: Any) -> int | None:
+def _talk_channel(value: Any) -> int | None:
     return None if value is None else _int_in(0, MAX_CHANNELS - 1)(value)
 
 
@@ -212,7 +212,7 @@ _CHECKS = {
     "pin": _pin,
     "max_listeners": _int_in(0, MAX_LISTENERS),
     "talk_device": _device,
-    "talk_channel": _channel,
+    "talk_channel": _talk_channel,
     "talk_mode": _talk_mode,
 }
 
