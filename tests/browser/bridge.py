@@ -151,13 +151,18 @@ class BrowserDriver:
     async def sync_samples(
         self, pages: list[str], rounds: int = 8, every_s: float = 0.5
     ) -> dict[str, list[float]]:
-        """Each page's reported sync error, `rounds` times; every page must keep playing."""
+        """Each page's reported sync error, `rounds` times; every page must keep playing.
+        While the badge's estimate is unsettled (None, e.g. just after a resync) the player's
+        own instantaneous reading stands in, so a resync shows as the error it is."""
         samples: dict[str, list[float]] = {page: [] for page in pages}
         for _ in range(rounds):
             for page in pages:
                 snap = await self.snapshot(page)
                 assert listening(snap), snap
-                samples[page].append(snap["syncErrorMs"])
+                value = snap["syncErrorMs"]
+                if value is None:
+                    value = abs(snap["rawSyncErrorMs"])
+                samples[page].append(value)
             await asyncio.sleep(every_s)
         return samples
 
