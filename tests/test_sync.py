@@ -69,9 +69,10 @@ HEARD_BOUND_MS = 25.0
 # patches cutover-starts-mid-chunk and schedule-horizon-short (bench/README.md, "Sync as
 # heard"), 1-15 ms median since; the bound leaves room for the ~10 ms still open.
 PCM_BOUND_MS = 30.0
-# sendspin-js has no switch for FLAC; hide it as Safari would (as bench/page_cost.py does).
+# sendspin-js has no switch for FLAC; hide it as Safari would (as bench/page_cost.py does), a
+# Linux Safari: a Mac one gets a 190 ms default static delay, not 200 ms, and plays 10 ms late.
 FLAC_OFF = (
-    "Object.defineProperty(navigator, 'userAgent', {get: () => 'Mozilla/5.0 (Macintosh) "
+    "Object.defineProperty(navigator, 'userAgent', {get: () => 'Mozilla/5.0 (X11; Linux x86_64) "
     "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'})"
 )
 
