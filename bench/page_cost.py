@@ -38,8 +38,10 @@ MODES = {
     "pcm": ("party.test", "globalThis.__partystreamWasmOpus = false; FLAC_OFF"),
 }
 # sendspin-js has no switch for FLAC; hide it the way the patched negotiation would for Safari.
+# Safari on *Linux*: on a Mac sendspin-js would also pick another default static delay
+# (190 ms, not Linux' 200 ms) and the page would play 10 ms later (bench/README.md).
 FLAC_OFF = (
-    "Object.defineProperty(navigator, 'userAgent', {get: () => 'Mozilla/5.0 (Macintosh) "
+    "Object.defineProperty(navigator, 'userAgent', {get: () => 'Mozilla/5.0 (X11; Linux x86_64) "
     "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'})"
 )
 

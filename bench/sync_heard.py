@@ -94,7 +94,9 @@ TRACE = """(() => {
     corr: sc.currentCorrectionMethod, rate: sc.currentPlaybackRate,
     lat: (ctx.baseLatency + (ctx.outputLatency || 0)) * 1000,
     latSmooth: (sc.latencyTracker.smoothedOutputLatencyUs || 0) / 1000,
-    clock: sc.clockSource.active, tfErr: tf.error / 1000, tfN: tf.count, resyncs: sc.resyncCount,
+    clock: sc.clockSource.active, ahead: sc.getScheduledAheadSec(ctx.currentTime),
+    queued: sc.audioBufferQueue.length, tfErr: tf.error / 1000, tfN: tf.count,
+    resyncs: sc.resyncCount,
     badge: window.partyStream.snapshot().syncErrorMs};
 })()"""
 

@@ -52,15 +52,24 @@ function applySpots(patch, source) {
 }
 
 function patchPlugin(patches, applied) {
-  const byPath = new Map(patches.map((p) => [path.resolve(p.target), p]));
+  // Several patches may name one file: applied in file-name order, each to the last's output.
+  const byPath = new Map();
+  for (const p of patches) {
+    const key = path.resolve(p.target);
+    byPath.set(key, [...(byPath.get(key) ?? []), p]);
+  }
   return {
     name: "partystream-patches",
     setup(build) {
       build.onLoad({ filter: /\.m?js$/ }, async (args) => {
-        const patch = byPath.get(path.resolve(args.path));
-        if (!patch) return undefined;
-        applied.add(patch.name);
-        return { contents: applySpots(patch, await readFile(args.path, "utf8")), loader: "js" };
+        const filePatches = byPath.get(path.resolve(args.path));
+        if (!filePatches) return undefined;
+        let contents = await readFile(args.path, "utf8");
+        for (const patch of filePatches) {
+          applied.add(patch.name);
+          contents = applySpots(patch, contents);
+        }
+        return { contents, loader: "js" };
       });
     },
   };
