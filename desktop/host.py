@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -358,18 +359,27 @@ class PartyHost(QObject):
             return False
         if self.phase is Phase.LIVE and self.party is not None:
             self.switching_to = spec
-            self.changed.emit()
-            try:
-                await self.party.set_source(spec, channel)
-            except Exception as exc:  # PartyError: its message is for people
-                self._notify("error", str(exc))
+            if not await self._live(self.party.set_source(spec, channel)):
                 return False
-            finally:
-                self.switching_to = None
-                self.changed.emit()
         channels = list(self.channels)
         channels[channel] = replace(channels[channel], source=spec)
         self.update_settings(replace(self.settings, channels=tuple(channels)))
+        return True
+
+    async def _live(self, change: Awaitable[None]) -> bool:
+        """Await a change to the running party while the menu says it is under way (the
+        caller set `switching_to` or `changing_channels`); on failure tell the host why, in
+        the party's words, and return False."""
+        self.changed.emit()
+        try:
+            await change
+        except Exception as exc:  # PartyError: its message is for people
+            self._notify("error", str(exc))
+            return False
+        finally:
+            self.switching_to = None
+            self.changing_channels = False
+            self.changed.emit()
         return True
 
     async def set_channels(self, channels: tuple[Channel, ...]) -> bool:
@@ -380,15 +390,8 @@ class PartyHost(QObject):
             return False
         if self.phase is Phase.LIVE and self.party is not None:
             self.changing_channels = True
-            self.changed.emit()
-            try:
-                await self.party.set_channels(list(channels))
-            except Exception as exc:  # PartyError: its message is for people
-                self._notify("error", str(exc))
+            if not await self._live(self.party.set_channels(list(channels))):
                 return False
-            finally:
-                self.changing_channels = False
-                self.changed.emit()
         self.update_settings(replace(self.settings, channels=channels))
         return True
 
