@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -278,27 +279,21 @@ async def main(argv: list[str] | None = None) -> int:
         pulse.start()
         if pulse.pid is not None:
             heard.prioritise(pulse.pid)  # the mix: a starved sound server delays every player
-        saved = {k: os.environ.get(k) for k in pulse.client_env}
-        os.environ.update(pulse.client_env)
         try:
-            for n in range(args.runs):
-                for case in cases:
-                    t0 = time.monotonic()
-                    try:
-                        run = await one_run(case, args.seconds, pulse, workdir)
-                    except Exception as exc:  # one failed run must not end the bench
-                        print(f"run {n + 1} {case}: failed: {exc!r}", file=sys.stderr)
-                        traceback.print_exc()
-                        continue
-                    runs.append(run)
-                    print(f"run {n + 1} {case}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
-                    print_table([run])
+            with mock.patch.dict(os.environ, pulse.client_env):  # every player: this server
+                for n in range(args.runs):
+                    for case in cases:
+                        t0 = time.monotonic()
+                        try:
+                            run = await one_run(case, args.seconds, pulse, workdir)
+                        except Exception as exc:  # one failed run must not end the bench
+                            print(f"run {n + 1} {case}: failed: {exc!r}", file=sys.stderr)
+                            traceback.print_exc()
+                            continue
+                        runs.append(run)
+                        print(f"run {n + 1} {case}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
+                        print_table([run])
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
             pulse.stop()
     print()
     print_table(sorted(runs, key=lambda r: list(CASES).index(r.case)))
