@@ -92,14 +92,13 @@ class Lineup:
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, workers: Workers, stop: asyncio.Event) -> None:
-        """Run every pump until `stop` (pumps added later start at once)."""
+        """Start every pump and wait for `stop` (pumps added later start at once). The pumps
+        are halted once, by close(): halting here too ran into the coordinator's drain bound
+        and logged a stuck task at every shutdown."""
         self._workers = workers
         for pump in self.pumps:
             self._start(pump)
-        try:
-            await stop.wait()
-        finally:
-            await self._halt()
+        await stop.wait()
 
     async def _halt(self) -> None:
         """Every pump stops reading (bounded), before any source is closed."""
