@@ -6,6 +6,7 @@ party's errors and notes become tray notifications in plain language.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from PySide6.QtCore import QObject, Signal
@@ -14,6 +15,8 @@ from PySide6.QtWidgets import QSystemTrayIcon
 from desktop import icons
 from desktop.host import PartyHost
 from desktop.menu import PartyMenu, status_line
+
+log = logging.getLogger(__name__)
 
 NOTICE_MS = {"info": 4000, "warning": 8000, "error": 10000}
 _ICONS = {
@@ -78,6 +81,7 @@ class Tray(QObject):
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         # On macOS a click opens the menu (the platform's way); elsewhere it shows the QR.
+        log.info("tray icon activated: %s", reason.name)
         opens = [QSystemTrayIcon.ActivationReason.DoubleClick]
         if sys.platform != "darwin":
             opens.append(QSystemTrayIcon.ActivationReason.Trigger)

@@ -61,8 +61,7 @@ async def test_tray_start_qr_count_and_quit(xsession: XSession, tmp_path: Path) 
         x.screenshot(ARTIFACTS / "1-tray-idle.png")
 
         # Left click: the window, ready to start.
-        x.click(*icon.centre, button=1)
-        await asyncio.to_thread(x.wait_for, r"Xvfb party — not started", 10)
+        clicks = await asyncio.to_thread(_click_until, x, app, r"Xvfb party — not started")
 
         # Right-click the tray icon, first item: Start party.
         x.click(*icon.centre, button=3)
@@ -115,6 +114,7 @@ async def test_tray_start_qr_count_and_quit(xsession: XSession, tmp_path: Path) 
             {
                 "launch_to_tray_icon_s": round(tray_s, 2),
                 "start_click_to_qr_on_screen_s": round(shown - clicked, 2),
+                "left_clicks_to_open_window": clicks,
             },
         )
     finally:
@@ -146,10 +146,36 @@ def test_cold_start_to_qr_on_screen(xsession: XSession, tmp_path: Path) -> None:
 
 
 def _wait_icon(x: XSession, app: AppProcess, timeout: float = 30):  # type: ignore[no-untyped-def]
+    """The docked icon once it is on screen and has kept its place for 0.3 s.
+
+    A click sent while trayer still places a freshly docked icon can land beside it.
+    """
     deadline = time.monotonic() + timeout
+    seen, since = None, 0.0
     while time.monotonic() < deadline:
-        if (icon := x.tray_icon(APP)) is not None and icon.width > 1:
+        icon = x.tray_icon(APP)
+        if icon is None or icon.width <= 1 or not x.viewable(icon):
+            seen = None
+        elif icon != seen:
+            seen, since = icon, time.monotonic()
+        elif time.monotonic() - since >= 0.3:
             return icon
         assert app.proc is not None and app.proc.poll() is None, app.output()
         time.sleep(0.05)
     raise AssertionError("the tray icon never docked in trayer's panel:\n" + app.output())
+
+
+def _click_until(x: XSession, app: AppProcess, pattern: str) -> int:
+    """Left-click the icon until `pattern`'s window shows: a person clicks again too.
+
+    Returns the clicks it took (recorded). Once happened on CI: the first click, sent right
+    after the icon docked, never reached the app. Three lost clicks in a row fail the test.
+    """
+    for clicks in (1, 2, 3):
+        x.click(*_wait_icon(x, app).centre, button=1)
+        try:
+            x.wait_for(pattern, 5)
+            return clicks
+        except AssertionError:
+            x.screenshot(ARTIFACTS / f"left-click-{clicks}-missed.png")
+    raise AssertionError(f"three left clicks never opened {pattern!r}:\n" + app.output())
