@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.settings import Settings, SettingsStore, new_channel
 from server import netinfo
-from server.channels import MAX_CHANNELS, MAX_NAME, Channel
+from server.channels import MAX_CHANNELS, MAX_NAME, Channel, plan
 from server.config import ConfigError
 from server.phase import Phase
 from server.sources.base import SourceSpec
@@ -392,7 +392,10 @@ class PartyHost(QObject):
             self.changing_channels = True
             if not await self._live(self.party.set_channels(list(channels))):
                 return False
-        self.update_settings(replace(self.settings, channels=channels))
+        # The talk-over target follows its channel as the party's does; removed: all.
+        talk, kept = self.settings.talk_channel, plan(list(self.channels), list(channels))
+        talk = kept.index(talk) if talk in kept else None
+        self.update_settings(replace(self.settings, channels=channels, talk_channel=talk))
         return True
 
     async def add_channel(self) -> bool:

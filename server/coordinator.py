@@ -213,7 +213,7 @@ class Coordinator:
 
         async def set_channels(msg: SetChannels) -> str | None:
             why = await lineup.set_channels([Channel.from_dict(c) for c in msg.channels])
-            self.talk.attach(lineup.pumps)  # the talk target is an index into the new pumps
+            self.talk.attach(lineup.pumps)  # the talk target follows its channel
             return why
 
         def set_track(pump: Pump, msg: SetTrack) -> str | None:

@@ -216,7 +216,12 @@ class TalkOver:
         self._lock = asyncio.Lock()
 
     def attach(self, pumps: Sequence[Pump]) -> None:
-        """The party's channels (in order); the target ones get a mixer."""
+        """The party's channels (in order); the target ones get a mixer. The target follows
+        its channel when the set changes; a removed target means every channel, so the
+        host's voice is never talking to nobody."""
+        if self.channel is not None and self.channel < len(self._pumps):
+            target = self._pumps[self.channel]
+            self.channel = next((i for i, p in enumerate(pumps) if p is target), None)
         self._pumps = list(pumps)
         for index, pump in enumerate(self._pumps):
             targeted = self.channel is None or self.channel == index

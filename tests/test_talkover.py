@@ -221,14 +221,28 @@ async def test_talk_on_one_channel_leaves_the_other_alone(
         await party.set_talk(False)
         assert party.status.talk["channel"] == 1
 
+        # The target follows its channel when the set changes; a removed target: all.
+        await asyncio.sleep(1.0)  # after the span measured below: Red's guest moves
+        blue, green = channels[1], default_channel(2, SourceSpec("demo"))
+        for new, target in (([blue], 0), ([green, blue], 1), ([green], None)):
+            await party.set_channels(new)
+            await eventually(
+                lambda t=target: party.status.talk["channel"] == t, what=f"talk on {target}"
+            )
+
     delay_us = LIVE_LEAD_MS * 1000 + MIC_GUARD_US
     span = (spoke + delay_us, spoke + delay_us + len(voice) * US // SAMPLE_RATE)
     gains = {}
     for name, client in (("other channel", stay), ("talk channel", moved)):
         _, audio = client.heard(span[0])
-        _, gains[name], rest = demo.fit(audio[: (span[1] - span[0]) * SAMPLE_RATE // US])
+        audio = audio[: (span[1] - span[0]) * SAMPLE_RATE // US]
+        _, _, rest = demo.fit(audio)
         score, _ = correlation(rest, voice[: len(rest) // 2])
-        gains[name] = (round(db(gains[name]), 1), round(score, 2))
+        # The music's level: the median of half-second fits, so that one chunk lost on a
+        # loaded machine does not read as a duck.
+        half = SAMPLE_RATE // 2
+        levels = [db(demo.fit(audio[k : k + half])[1]) for k in range(0, len(audio) - half, half)]
+        gains[name] = (round(float(np.median(levels)), 1), round(score, 2))
     print(f"talk on channel 2 only: (music dB, voice match) {gains}")
     assert abs(gains["other channel"][0]) < 1.0 and gains["other channel"][1] < 0.3, gains
     assert abs(gains["talk channel"][0] - DUCK_DB) < 1.5 and gains["talk channel"][1] > 0.6

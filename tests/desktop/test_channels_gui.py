@@ -129,7 +129,16 @@ async def test_live_party_follows_each_channel_change(rig: Rig) -> None:
     party.report(channels=channel_rows(party.channel_sets[-1], [3, 2]))
     assert [c.text() for c in window.chip_labels] == ["Red  3", "The long-name…  2"]
     assert window.chip_labels[1].toolTip().startswith("The long-named bar upstairs: ")
-    menu.channels[1].remove.trigger()
+    # Talk-over aimed at a channel follows it; once that channel is gone, every channel.
+    await rig.host.set_talk_config(None, 1, "push")
+    menu.add_channel.trigger()
+    await eventually(lambda: len(party.channel_sets[-1]) == 3, timeout=5, what="a third")
+    menu.channels[0].remove.trigger()
+    await eventually(lambda: len(party.channel_sets[-1]) == 2, timeout=5, what="Red gone")
+    assert rig.saved().channels[0].name == "The long-named bar upstairs"
+    assert rig.saved().talk_channel == 0
+    menu.channels[0].remove.trigger()
     await eventually(lambda: len(party.channel_sets[-1]) == 1, timeout=5, what="back to one")
+    assert rig.saved().talk_channel is None
     party.report(channels=channel_rows(party.channel_sets[-1], [5]))
     assert not window.chips.isVisibleTo(window), "one channel looks as before"
