@@ -14,5 +14,9 @@ fi
 # The Qt tests run in a process of their own: pytest-qt processes Qt events around every
 # later test while a QApplication exists, and a notifier left by a GUI test can crash the
 # interpreter there (seen once as a segfault in a non-Qt test).
-.venv/bin/python -m pytest -p no:cacheprovider tests/desktop
-exec .venv/bin/python -m pytest -p no:cacheprovider -p no:pytestqt --ignore=tests/desktop
+# Both parts run even when the first fails, so one run reports every failure; the exit code
+# is non-zero if either failed.
+status=0
+.venv/bin/python -m pytest -p no:cacheprovider tests/desktop || status=$?
+.venv/bin/python -m pytest -p no:cacheprovider -p no:pytestqt --ignore=tests/desktop || status=$?
+exit "$status"
