@@ -12,7 +12,7 @@ import contextlib
 import importlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -157,7 +157,7 @@ class PartyHost(QObject):
 
     def channel_status(self, index: int) -> dict[str, Any] | None:
         """What the live party reports for channel `index` (listeners, now playing), if any."""
-        rows = getattr(self.status, "channels", None) if self.phase is Phase.LIVE else None
+        rows = self._live_status("channels")
         return rows[index] if rows and index < len(rows) else None
 
     @property
@@ -185,14 +185,12 @@ class PartyHost(QObject):
     def talk(self) -> dict[str, Any] | None:
         """Talk-over as the party reports it ({on, mode, device, channel, level_db, error}),
         while live."""
-        talk = getattr(self.status, "talk", None) if self.phase is Phase.LIVE else None
-        return talk or None
+        return self._live_status("talk") or None
 
     @property
     def channel_names(self) -> list[str]:
         """The live party's channel names, in order (one name: a party as before channels)."""
-        channels = getattr(self.status, "channels", None) if self.phase is Phase.LIVE else None
-        return [str(c.get("name", "")) for c in channels or []]
+        return [str(c.get("name", "")) for c in self._live_status("channels") or []]
 
     @property
     def problem(self) -> str | None:
@@ -421,42 +419,36 @@ class PartyHost(QObject):
         channels[index] = replace(channels[index], name=name)
         return await self.set_channels(tuple(channels))
 
-    async def skip(self, step: int, channel: int = 0) -> bool:
-        """Next (1) or previous (-1) track of the playlist that plays; the host is told why
-        not when it cannot."""
+    def _live_status(self, name: str) -> Any:
+        """A field of the live party's status; None unless the party is live."""
+        return getattr(self.status, name, None) if self.phase is Phase.LIVE else None
+
+    async def _command(self, send: Callable[[PartyController], Awaitable[None]]) -> bool:
+        """Send a command to the live party; False when it is not live or refused, and then
+        the host is told why in the party's words."""
         if self.phase is not Phase.LIVE or self.party is None:
             return False
         try:
-            await self.party.skip(step, channel)
+            await send(self.party)
         except Exception as exc:  # PartyError: its message is for people
             self._notify("warning", str(exc))
             return False
         return True
+
+    async def skip(self, step: int, channel: int = 0) -> bool:
+        """Next (1) or previous (-1) track of the playlist that plays."""
+        return await self._command(lambda party: party.skip(step, channel))
 
     async def set_track(self, text: str, channel: int = 0) -> bool:
         """The host typed what plays ("Artist - Title" or just a title) for live audio."""
-        if self.phase is not Phase.LIVE or self.party is None:
-            return False
         artist, sep, title = text.strip().partition(" - ")
         if not sep:
             artist, title = "", text.strip()
-        try:
-            await self.party.set_track(title, artist, channel)
-        except Exception as exc:  # PartyError: its message is for people
-            self._notify("warning", str(exc))
-            return False
-        return True
+        return await self._command(lambda party: party.set_track(title, artist, channel))
 
     async def set_talk(self, on: bool) -> bool:
-        """The host's voice over the music, or not; the host is told why not."""
-        if self.phase is not Phase.LIVE or self.party is None:
-            return False
-        try:
-            await self.party.set_talk(on)
-        except Exception as exc:  # PartyError: its message is for people
-            self._notify("warning", str(exc))
-            return False
-        return True
+        """The host's voice over the music, or not."""
+        return await self._command(lambda party: party.set_talk(on))
 
     async def set_talk_config(self, device: str | None, channel: int | None, mode: str) -> bool:
         """Remember the talk-over mic, target and mode, and use them now if live."""
@@ -466,15 +458,10 @@ class PartyHost(QObject):
         return await self._send_talk_config()
 
     async def _send_talk_config(self) -> bool:
-        if self.phase is not Phase.LIVE or self.party is None:
-            return False
         s = self.settings
-        try:
-            await self.party.set_talk_config(s.talk_device, s.talk_channel, s.talk_mode)
-        except Exception as exc:  # PartyError: its message is for people
-            self._notify("warning", str(exc))
-            return False
-        return True
+        return await self._command(
+            lambda party: party.set_talk_config(s.talk_device, s.talk_channel, s.talk_mode)
+        )
 
     def update_settings(self, settings: Settings) -> None:
         """Keep and save new settings; a running party picks them up at its next start."""
