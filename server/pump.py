@@ -44,6 +44,43 @@ Mixer = Callable[[int, bytes], bytes]
 """mixer(play time µs, pcm) -> pcm of the same length (48 kHz s16le stereo)."""
 
 
+class PullIn:
+    """Talk-over's pull-in (see the module docstring): a file's chunks the phones hold and
+    have not played, taken back to be sent again on a new timeline PULL_IN_US from now."""
+
+    def __init__(self) -> None:
+        self.held: deque[tuple[int, bytes]] = deque()  # (play time, pcm) sent, not yet played
+        self.replay: deque[bytes] = deque()  # taken back: sent again before reading on
+        self.asked = False  # hold_lead() asked: take back at the next chunk
+        self.pulled_from: int | None = None  # old play time of the first replayed chunk
+
+    def clear(self) -> None:
+        """A new timeline: nothing held or to replay."""
+        self.held.clear()
+        self.replay.clear()
+        self.asked = False
+
+    def sent(self, ts: int, pcm: bytes, now_us: int) -> None:
+        self.held.append((ts, pcm))
+        while self.held and self.held[0][0] < now_us:
+            self.held.popleft()
+
+    def take_back(self, timeline: Timeline, now_us: int) -> None:
+        """The chunks held beyond the timeline's cap go to the replay queue, and the timeline
+        restarts PULL_IN_US from now (nothing to do when the lead is within the cap)."""
+        self.asked = False
+        held = self.held
+        while held and held[0][0] + duration_us(len(held[0][1])) // 2 <= now_us:
+            held.popleft()  # played (or half played) already
+        cap = timeline.cap_us
+        if cap is None or not held or timeline.lead_us(now_us) <= cap + PULL_IN_US:
+            return
+        self.pulled_from = held[0][0]
+        self.replay.extendleft(pcm for _, pcm in reversed(held))
+        held.clear()
+        timeline.restart(lead_us=PULL_IN_US)
+
+
 class Workers(Protocol):
     """What the pump needs of the supervisor."""
 
@@ -79,10 +116,7 @@ class Pump:
         self._announce = True  # the next chunk carries a NowPlaying even if none was made
         self._jumped_to: Track | None = None  # first track after a skip, until it is heard
         self._media: asyncio.Task[None] | None = None  # the host's media player, for system audio
-        self._sent: deque[tuple[int, bytes]] = deque()  # a file's chunks phones hold, unplayed
-        self._replay: deque[bytes] = deque()  # pulled-in chunks, sent again before reading on
-        self._pull_in = False  # hold_lead() asked: pull the music already sent in
-        self._pulled_from: int | None = None  # old play time of the first replayed chunk
+        self._pull = PullIn()
 
     async def open(self) -> None:
         """Open the first source; SourceError tells the host why it cannot play."""
@@ -142,29 +176,13 @@ class Pump:
         self._generation += 1
         self._announce = True
         self.timeline.restart()
-        self._sent.clear()
-        self._replay.clear()
-        self._pull_in = False
+        self._pull.clear()
 
     def hold_lead(self, lead_us: int | None) -> None:
         """Talk-over: keep a file or URL at most `lead_us` ahead of playback, pulling in what
         the phones already hold (see the module docstring); None: back to `buffer_s`."""
         self.timeline.cap_us = lead_us
-        self._pull_in = lead_us is not None
-
-    def _take_back(self) -> None:
-        """The chunks phones hold beyond the cap go back into the queue, for a new timeline."""
-        self._pull_in = False
-        cap = self.timeline.cap_us
-        now = clock.now_us()
-        while self._sent and self._sent[0][0] + duration_us(len(self._sent[0][1])) // 2 <= now:
-            self._sent.popleft()  # played (or half played) already
-        if cap is None or not self._sent or self.timeline.lead_us(now) <= cap + PULL_IN_US:
-            return
-        self._pulled_from = self._sent[0][0]
-        self._replay.extendleft(pcm for _, pcm in reversed(self._sent))
-        self._sent.clear()
-        self.timeline.restart(lead_us=PULL_IN_US)
+        self._pull.asked = lead_us is not None
 
     def _retime_tracks(self, workers: Workers, shift_us: int) -> None:
         """Titles waiting for pulled-in audio now wait `shift_us` more (Reset dropped them)."""
@@ -236,11 +254,11 @@ class Pump:
                 continue
             source, generation = self.source, self._generation
             assert source is not None
-            if self._pull_in:
-                self._take_back()
-            replayed = bool(self._replay)
+            if self._pull.asked:
+                self._pull.take_back(self.timeline, clock.now_us())
+            replayed = bool(self._pull.replay)
             if replayed:
-                chunk = self._replay.popleft()
+                chunk = self._pull.replay.popleft()
             else:
                 try:
                     chunk = await asyncio.wait_for(source.read(), STALL_CHECK_S)
@@ -259,7 +277,7 @@ class Pump:
             if new_timeline:
                 # Workers drop audio queued on the old timeline, so phones never hear two
                 # overlapping ones (a switch is heard at once).
-                pulled, self._pulled_from = self._pulled_from, None
+                pulled, self._pull.pulled_from = self._pull.pulled_from, None
                 jump = self._announce or pulled is not None
                 workers.send_all(Reset(jump=jump, channel=self.index))
                 if pulled is not None:
@@ -269,9 +287,7 @@ class Pump:
             if not replayed:  # a replayed chunk's title was stamped when it was first read
                 self._stamp_track(workers, source, ts)
             if not source.live:
-                self._sent.append((ts, chunk))
-                while self._sent and self._sent[0][0] < now:
-                    self._sent.popleft()
+                self._pull.sent(ts, chunk, now)
             if self.mixer is not None:
                 chunk = self.mixer(ts, chunk)
             workers.send_all(frame(Pcm(ts=ts, pcm=chunk, channel=self.index)), droppable=True)
@@ -308,7 +324,7 @@ class Pump:
     async def _idle(self, workers: Workers, stop: asyncio.Event) -> None:
         """Nobody listens: stop decoding (and release live devices) until someone does."""
         self.timeline.restart()
-        self._sent.clear()  # a replay queue stays: that music was not heard yet
+        self._pull.held.clear()  # a replay queue stays: that music was not heard yet
         self._on_change()
         source = self.source
         closed = source is not None and source.close_when_idle
