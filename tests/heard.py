@@ -32,9 +32,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,6 +293,15 @@ def difference(
     return [(t, e - theirs[t]) for t, e in a if t in theirs]
 
 
+def per_second(errors: list[tuple[float, float]], start_us: float) -> list[float]:
+    """The median error of each whole second from `start_us` (a compact trace to print)."""
+    seconds: dict[int, list[float]] = {}
+    for t, err in errors:
+        if t >= start_us:
+            seconds.setdefault(int((t - start_us) / 1e6), []).append(err)
+    return [round(float(np.median(v)), 1) for _, v in sorted(seconds.items())]
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """median / p95 / max of the magnitudes."""
     mags = np.abs(np.asarray(values, float))
@@ -330,3 +341,27 @@ def prioritise(pid: int, niceness: int = -10) -> None:
     for proc in procs:
         with contextlib.suppress(psutil.Error, OSError):
             proc.nice(niceness)
+
+
+def audio_renderers() -> set[int]:
+    """Chromium renderer processes that play audio (they run an "AudioOutputDevice" thread):
+    tapping a page adds its own, which is how a test finds one page's process to hold up."""
+    pids = set()
+    for proc in psutil.process_iter(["cmdline"]):
+        if "--type=renderer" not in (proc.info["cmdline"] or []):
+            continue
+        with contextlib.suppress(OSError):
+            names = (p.read_text() for p in Path(f"/proc/{proc.pid}/task").glob("*/comm"))
+            if any(name.startswith("AudioOutputDevi") for name in names):
+                pids.add(proc.pid)
+    return pids
+
+
+@contextlib.contextmanager
+def held_up(pid: int) -> Iterator[None]:
+    """Stop a process and let it go on afterwards, as a busy phone's OS does to a page."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
