@@ -95,7 +95,8 @@ TRACE = """(() => {
     corr: sc.currentCorrectionMethod, rate: sc.currentPlaybackRate,
     lat: (ctx.baseLatency + (ctx.outputLatency || 0)) * 1000,
     latSmooth: (sc.latencyTracker.smoothedOutputLatencyUs || 0) / 1000,
-    clock: sc.clockSource.active, reject: sc.clockSource.lastRejectReason, ahead: sc.getScheduledAheadSec(ctx.currentTime),
+    clock: sc.clockSource.active, reject: sc.clockSource.lastRejectReason,
+    ahead: sc.getScheduledAheadSec(ctx.currentTime),
     queued: sc.audioBufferQueue.length, tfErr: tf.error / 1000, tfN: tf.count,
     resyncs: sc.resyncCount,
     badge: window.partyStream.snapshot().syncErrorMs};
