@@ -10,6 +10,11 @@
 //   chunks, 10 for the 100 ms PCM/FLAC chunks our workers send (server/frames.py). The
 //   same EMA is 2 s of smoothing on an Opus phone and 10 s on a PCM one, which kept a low
 //   early estimate for ~10 s: a PCM page beside an Opus page was heard 8-21 ms late.
+// Until the output has started, Chromium reports outputLatency 0 (the reading is then the
+// baseLatency alone, ~12 ms here): such readings are skipped for up to 2 s (a browser that
+// keeps reporting 0 is taken at its word after that), so the estimate starts from the first
+// real reading (~45 ms) rather than from 12 ms: pages started ~25 ms late and took 4-5 s to
+// learn it as the average rose (bench/README.md, "Sync as heard", item 12).
 // Here the readings of the first 0.5 s are averaged by the time each stands for (the first
 // one weighs nothing), then the EMA runs in time: weight 1 - 0.99^(dt / 20 ms), i.e. what
 // an Opus phone had, for every codec. Only the first half second is a mean: a mean that
@@ -31,6 +36,11 @@ export default {
         }
         const nowMs = typeof performance !== "undefined" ? performance.now() : Date.now();`,
       replace: `        const nowMs = typeof performance !== "undefined" ? performance.now() : Date.now();
+        this.firstReadingAtMs ??= nowMs;
+        if (audioContext && audioContext.outputLatency === 0 &&
+            nowMs - this.firstReadingAtMs < 2000) {
+            return this.smoothedOutputLatencyUs ?? rawLatencyUs;
+        }
         if (this.smoothedOutputLatencyUs === null || this.latencySinceMs == null) {
             this.smoothedOutputLatencyUs ??= rawLatencyUs;
             this.latencySinceMs = nowMs;
@@ -52,7 +62,8 @@ export default {
         this.smoothedOutputLatencyUs = null;`,
       replace: `    reset() {
         this.smoothedOutputLatencyUs = null;
-        this.latencySinceMs = null;`,
+        this.latencySinceMs = null;
+        this.firstReadingAtMs = null;`,
     },
   ],
 };
