@@ -64,6 +64,7 @@ PLAYERS: dict[str, tuple[str, str]] = {
     "opus-webcodecs": ("127.0.0.1", ""),
     "flac": ("party.test", "globalThis.__partystreamWasmOpus = false"),
     "pcm": ("party.test", f"globalThis.__partystreamWasmOpus = false; {FLAC_OFF}"),
+    "opus-timestamp": ("party.test", heard.TIMESTAMP_CLOCK),
 }
 # case: (workers, player A, player B)
 CASES: dict[str, tuple[int, str, str]] = {
@@ -73,20 +74,12 @@ CASES: dict[str, tuple[int, str, str]] = {
     "opus-pcm": (2, "opus", "pcm"),
     "flac-pcm": (2, "flac", "pcm"),
     "webcodecs-wasm": (2, "opus-webcodecs", "opus"),
+    "timestamp-clock": (2, "opus", "opus-timestamp"),
     "native": (2, "opus", "native"),
 }
 
 
 # What the player itself believes, every 0.5 s (kept in the dump, for diagnosis).
-# Lets TRACE reach the page's player: the bundle is one module instance per page.
-HOOK = """import("/static/vendor/sendspin.js").then(({ SendspinPlayer }) => {
-  const connect = SendspinPlayer.prototype.connect;
-  SendspinPlayer.prototype.connect = function (...args) {
-    window.__player = this;
-    return connect.apply(this, args);
-  };
-  return true;
-})"""
 TRACE = """(() => {
   const pl = window.__player;
   if (!pl || !pl.scheduler || !pl.scheduler.audioContext) return null;
@@ -121,7 +114,7 @@ async def page(driver: BrowserDriver, name: str, party: Any, kind: str) -> None:
     host, script = PLAYERS[kind]
     url = f"http://{host}:{party.status.port}/"
     await driver.call("open", page=name, url=url, reducedMotion="reduce")
-    await driver.call("eval", page=name, expression=HOOK)
+    await driver.call("eval", page=name, expression=heard.PLAYER_HOOK)
     if script:
         await driver.call("eval", page=name, expression=f"{script}; true")
 

@@ -53,6 +53,34 @@ SEARCH_MS = 600.0  # how far from its intended time a window is looked for
 MIN_MATCH = 0.5  # normalised correlation below this is "not this signal" (silence, glitch)
 
 
+# Lets a script reach the page's sendspin-js player as window.__player (the bundle is one
+# module instance per page): for bench/sync_heard.py's traces and TIMESTAMP_CLOCK.
+PLAYER_HOOK = """import("/static/vendor/sendspin.js").then(({ SendspinPlayer }) => {
+  const connect = SendspinPlayer.prototype.connect;
+  SendspinPlayer.prototype.connect = function (...args) {
+    window.__player = this;
+    return connect.apply(this, args);
+  };
+  return true;
+})"""
+
+# A browser whose output timestamps pass sendspin-js's checks (Chromium's here never do:
+# "context slope 0.92 out of range"), so that its player runs on the "timestamp" clock.
+TIMESTAMP_CLOCK = """(() => {
+  const force = setInterval(() => {
+    const sc = window.__player && window.__player.scheduler, cs = sc && sc.clockSource;
+    if (!cs) return;
+    clearInterval(force);
+    cs.getTimestampDerivedTime = function (rawTimeSec, ctx) {
+      const ts = ctx.getOutputTimestamp();
+      if (this.activeSource !== "timestamp") this.setActive("timestamp");
+      return ts.contextTime + Math.max(0, performance.now() - ts.performanceTime) / 1000;
+    };
+  }, 5);
+  return true;
+})()"""
+
+
 def pan_js(side: int) -> str:
     """Page script: route the page's audio to one side (0 = left, 1 = right) of its output.
     For two pages in one browser process: one output path for both, so whatever the sound

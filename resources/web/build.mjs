@@ -7,6 +7,7 @@
 //
 // A patch is a module in patches/ whose default export is
 //   { file: "<package>/<path inside node_modules>", spots: [{ name, find, replace }] }
+// or a list of those, for one change that needs spots in several files.
 // Each `find` must occur exactly once in that file and every patched file must be part of
 // the bundle; otherwise the build stops with an error naming the patch and the spot. So an
 // upgrade of sendspin-js that moves a spot breaks the build, never silently the patch.
@@ -27,11 +28,13 @@ async function loadPatches(dir) {
   const names = (await readdir(dir)).filter((n) => n.endsWith(".mjs")).sort();
   const patches = [];
   for (const name of names) {
-    const patch = (await import(pathToFileURL(path.join(dir, name)).href)).default;
-    if (!patch || typeof patch.file !== "string" || !Array.isArray(patch.spots)) {
-      throw new Error(`patch ${name}: default export needs {file, spots}`);
+    const exported = (await import(pathToFileURL(path.join(dir, name)).href)).default;
+    for (const patch of [exported].flat()) {
+      if (!patch || typeof patch.file !== "string" || !Array.isArray(patch.spots)) {
+        throw new Error(`patch ${name}: default export needs {file, spots} or a list of them`);
+      }
+      patches.push({ name, ...patch, target: path.join(HERE, "node_modules", patch.file) });
     }
-    patches.push({ name, ...patch, target: path.join(HERE, "node_modules", patch.file) });
   }
   return patches;
 }
@@ -66,7 +69,7 @@ function patchPlugin(patches, applied) {
         if (!filePatches) return undefined;
         let contents = await readFile(args.path, "utf8");
         for (const patch of filePatches) {
-          applied.add(patch.name);
+          applied.add(patch);
           contents = applySpots(patch, contents);
         }
         return { contents, loader: "js" };
@@ -91,10 +94,10 @@ async function main() {
     outfile: OUT,
     plugins: [patchPlugin(patches, applied)],
   });
-  const missing = patches.filter((p) => !applied.has(p.name)).map((p) => `${p.name} (${p.file})`);
+  const missing = patches.filter((p) => !applied.has(p)).map((p) => `${p.name} (${p.file})`);
   if (missing.length) throw new Error(`patches whose file is not in the bundle: ${missing}`);
   const bundle = result.outputFiles[0].contents;
-  const patchList = patches.map((p) => p.name).join(", ") || "none";
+  const patchList = [...new Set(patches.map((p) => p.name))].join(", ") || "none";
   if (process.argv.includes("--check")) {
     const committed = await readFile(OUT);
     if (Buffer.compare(Buffer.from(bundle), committed) !== 0) {
