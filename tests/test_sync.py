@@ -201,7 +201,7 @@ async def test_a_phone_held_up_for_a_moment_is_heard_in_sync_again(
     smoothed clock lagged that step by 100-225 ms for 5-10 s and the page played that much
     early while believing itself in sync (bench/README.md, "Sync as heard", item 11).
     Without that patch this failed 1 run of 2 (150 ms early, p95 84 ms); the other run's
-    hold moved the page only ~65 ms and it recovered. With it: p95 19-20 ms (4 runs), what
+    hold moved the page only ~65 ms and it recovered. With it: p95 19-22 ms (4 runs), what
     is left being Chromium's output latency reading, which rises after a hold and makes the
     page ~20 ms early for a while."""
     snaps, spread, windows = await _heard_apart(
