@@ -129,15 +129,15 @@ async def _heard_apart(
                         if script:
                             await browser.call("eval", page=page, expression=f"{script}; true")
                     recorder = heard.Recorder(ears).start()
-                    playing = heard.audio_renderers()
-                    await browser.call("tap", page="a", selector="#start")
-                    playing.add(await _new_audio_renderer(playing))
-                    await browser.call("tap", page="b", selector="#start")
-                    renderer_b = await _new_audio_renderer(playing)
+                    # Page B's own renderer process is looked up only when it is to be held.
+                    playing = None if hold_b_at_s is None else heard.audio_renderers()
+                    await _tap(browser, "a", playing)
+                    renderer_b = await _tap(browser, "b", playing)
                     heard.prioritise(browser.pid)
                     if hold_b_at_s is None:
                         await asyncio.sleep(seconds)
                     else:
+                        assert renderer_b is not None
                         await asyncio.sleep(hold_b_at_s)
                         with heard.held_up(renderer_b):
                             time.sleep(HOLD_S)  # blocking: nothing of ours may run meanwhile
@@ -168,12 +168,17 @@ async def _heard_apart(
     return snaps, spread, len(diff)
 
 
-async def _new_audio_renderer(before: set[int]) -> int:
-    """The renderer process that began playing audio since `before` (the page just tapped)."""
+async def _tap(browser: BrowserDriver, page: str, playing: set[int] | None) -> int | None:
+    """Tap the page's Start. With `playing` (the renderer processes already playing audio),
+    wait for the page's own to start playing too, add it there and return its pid."""
+    await browser.call("tap", page=page, selector="#start")
+    if playing is None:
+        return None
     async with asyncio.timeout(10):
-        while not (new := heard.audio_renderers() - before):
+        while not (new := heard.audio_renderers() - playing):
             await asyncio.sleep(0.05)
     assert len(new) == 1, new
+    playing |= new
     return new.pop()
 
 
