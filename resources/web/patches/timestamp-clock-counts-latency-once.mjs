@@ -30,7 +30,7 @@ export default [
         if (!Number.isFinite(derivedTimeSec)) {
             derivedTimeSec = rawTimeSec;
         }
-        this.derivedFromTimestamp = fromTimestamp && derivedTimeSec === timestampTimeSec;`,
+        this.derivedFromTimestamp = fromTimestamp && Number.isFinite(timestampTimeSec);`,
       },
     ],
   },
