@@ -21,6 +21,7 @@ from PIL import Image
 
 from server import clock
 from server.sources.base import SourceSpec
+from server.sources.playlist import PlaylistSource
 from tests.conftest import front_url, worker_url
 from tests.helpers import eventually, get_json
 from tests.listener import Listener
@@ -195,6 +196,27 @@ async def test_playlist_next_previous_broken_file_and_loop(
         with pytest.raises(Exception, match="playlist"):
             await party.skip(1)
         await eventually(lambda: title_arrival(client, "Rooftop Loop"), what="the demo title")
+
+
+async def test_next_right_after_a_skip_counts_from_where_it_landed(tmp_path: Path) -> None:
+    """A "next, next" moves two tracks even when the second comes before the pump has read
+    anything of the first: the feed thread decodes seconds ahead and moves the list on, so
+    "from the list's position" would land further. (On a loaded CI machine the second "next"
+    of the test above landed back on the song already playing.)"""
+    for name in "abcd":
+        tagged_flac(tmp_path / f"{name}.flac", title=name.upper(), seconds=0.2)
+    source = PlaylistSource(SourceSpec("playlist", str(tmp_path)), lambda *_: None)
+    await source.open()
+    try:
+        await source.skip(1, None)
+        assert source.order is not None
+        await eventually(lambda: source.order.position > 1, what="the feed decodes past B")
+        await source.skip(1, None)
+        await source.read()
+        track = source.take_track()
+        assert track is not None and track.title == "C", track
+    finally:
+        await source.close()
 
 
 async def test_shuffle_plays_every_song_before_any_repeats(

@@ -147,6 +147,7 @@ class PlaylistSource(FeedSource):
         self._told: set[str] = set()  # files already reported as skipped (once each, not per loop)
         self._decoded: deque[tuple[Track, int]] = deque(maxlen=64)  # track → order position
         self._generation = 0  # of the feed allowed to move the order
+        self._feed_start = 0  # where the current feed started (its thread moves the order on)
 
     async def open(self) -> None:
         entries = await asyncio.to_thread(read_entries, self.spec.location)
@@ -160,17 +161,20 @@ class PlaylistSource(FeedSource):
         self._start()
 
     def _start(self) -> None:
-        generation = self._generation
+        assert self.order is not None
+        generation, self._feed_start = self._generation, self.order.position
         self.start_feed(lambda stop: self._play(stop, generation))
 
     async def skip(self, step: int, heard: Track | None) -> None:
         """Next (1) or previous (-1) from the track the guests hear (`heard`: the feed has
-        decoded seconds ahead, maybe into the next tracks; None: from where the last skip
-        landed). The feed restarts there."""
+        decoded seconds ahead, maybe into the next tracks; None, or a track no longer known:
+        from where the current feed started, i.e. where the last skip landed). The feed
+        restarts there."""
         assert self.order is not None
         with self._lock:
             self._generation += 1  # the old feed thread may not move the order any more
-            self.order.step(step, self._position_of(heard))
+            start = self._position_of(heard)
+            self.order.step(step, self._feed_start if start is None else start)
             self._direction = 1 if step > 0 else -1
         await asyncio.to_thread(self._settle)
         old = self._feed
