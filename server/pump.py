@@ -162,8 +162,8 @@ class Pump:
 
     def _skip_from(self) -> Track | None:
         """The track a next/previous counts from: the one heard, or, after a skip not heard
-        yet, its target (so "next, next" moves two tracks). None: the source's own position
-        (a skip whose first chunk has not even been read)."""
+        yet, its target (so "next, next" moves two tracks). None: where the source's current
+        feed started (a skip whose first chunk has not even been read)."""
         self.heard(clock.now_us())
         if self._announce:
             return None
