@@ -8,6 +8,7 @@ recording what two Chromium processes play (tests/heard.py, bench/sync_heard.py)
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -77,6 +78,9 @@ HEARD_SECONDS = 15.0
 HEARD_AFTER_S = 8.0
 HEARD_BOUND_MS = 25.0
 HEARD_SHARE = 0.75
+# A page resyncs 0-1 times in a heard test (2 with a hold); a stall of the rig's one output
+# path shows as repeated resyncs on both (see _heard_apart).
+RIG_RESYNCS = 3
 # A PCM phone (100 ms chunks, server/frames.py) against an Opus one: 10-65 ms apart before the
 # patches cutover-starts-mid-chunk and schedule-horizon-short (bench/README.md, "Sync as
 # heard"), 0.2-12 ms median from 5 s since, either way from run to run, and once 21 ms (a
@@ -112,7 +116,34 @@ async def _heard_apart(
 ) -> tuple[list[dict], dict[str, float], int]:
     """Play a party on two workers to two pages (host, script before the tap) and record
     them; return their snapshots, the spread of |A - B| after `after_s`, and its count.
-    With `hold_b_at_s`, page B's renderer is stopped for HOLD_S that long after the taps."""
+    With `hold_b_at_s`, page B's renderer is stopped for HOLD_S that long after the taps.
+
+    Measured again, once, when both pages resynced RIG_RESYNCS times or more: their shared
+    output path stalled again and again (a CI run: 4 and 9 resyncs each, pages 300-550 ms
+    off, the context clock at half speed), and each page noticed. The faults these tests
+    exist for are the ones a page does not notice, so they are measured, not retried."""
+    result, resyncs = await _heard_once(
+        start_party, pulse, tmp_path, players, hold_b_at_s, seconds, after_s
+    )
+    if min(resyncs) >= RIG_RESYNCS:
+        print(f"both pages resynced {resyncs} times: the rig's output stalled; once more")
+        result, resyncs = await _heard_once(
+            start_party, pulse, tmp_path, players, hold_b_at_s, seconds, after_s
+        )
+    return result
+
+
+async def _heard_once(
+    start_party,
+    pulse,
+    tmp_path,
+    players: list[tuple[str, str]],
+    hold_b_at_s: float | None,
+    seconds: float,
+    after_s: float,
+) -> tuple[tuple[list[dict], dict[str, float], int], list[int]]:
+    """One measurement for _heard_apart, with each page's resync count (from its last
+    status line)."""
     source = SourceSpec("file", str(heard.noise_wav(tmp_path / "noise.wav", 40)))
     if pulse.pid is not None:
         heard.prioritise(pulse.pid)
@@ -170,7 +201,14 @@ async def _heard_apart(
         # what sendspin-js said of its clock, output latency and corrections meanwhile.
         per_s = heard.per_second(errors, started)
         print(f"page {page} heard, ms off per second: {per_s}\n  " + "\n  ".join(lines))
-    return snaps, spread, len(diff)
+    resyncs = [_resyncs(lines) for lines in status]
+    return (snaps, spread, len(diff)), resyncs
+
+
+def _resyncs(status_lines: list[str]) -> int:
+    """The resync count of a page's last status line (0 without one)."""
+    found = re.findall(r"resyncs=(\d+)", status_lines[-1]) if status_lines else []
+    return int(found[0]) if found else 0
 
 
 def _share_within(values: list[float], bound_ms: float) -> float:
